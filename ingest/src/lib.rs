@@ -1,0 +1,1 @@
+//! RTMP ingest, FLV demux and HLS muxing. Knows nothing about signing.

@@ -1,0 +1,416 @@
+//! The signer: turns finished segments into a new signed MANIFEST_ROOT, persisting everything
+//! before it returns, and resumes after a restart without reusing a sequence number.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::path::Path;
+use std::sync::Arc;
+
+use crate::merkle::{LogEntry, MerkleLog};
+use crate::objects::{
+    AnnounceRendition, BlobRef, Container, Hints, LogHead, ManifestRoot, Rendition, SegmentRef, Signed, StreamAnnounce,
+    check_rendition_name, limits,
+};
+use crate::playlist::{init_path, segment_path};
+use crate::store::StreamStore;
+use crate::{Error, Hash, Result, StreamId, StreamKey, now_ms};
+
+/// How the signer shapes manifests.
+#[derive(Clone, Debug)]
+pub struct SignerConfig {
+    /// Segments per rendition in the live window.
+    pub window: usize,
+    /// Archive (DVR) segments kept on disk per stream, counting the window; older ones are deleted
+    /// (the log keeps their entries). `None` keeps everything.
+    pub retain_segments: Option<usize>,
+    /// Target duration when the source does not give one, seconds.
+    pub target_duration: u64,
+}
+
+impl Default for SignerConfig {
+    fn default() -> Self {
+        SignerConfig {
+            window: 8,
+            retain_segments: Some(1800),
+            target_duration: 2,
+        }
+    }
+}
+
+/// What the source knows about a rendition (all optional, all shown in the master playlist).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RenditionInfo {
+    pub codecs: Option<String>,
+    pub resolution: Option<String>,
+    pub frame_rate_milli: Option<u64>,
+    pub bandwidth: Option<u64>,
+    pub target_duration: Option<u64>,
+}
+
+/// A finished segment handed to the signer.
+#[derive(Clone, Debug)]
+pub struct NewSegment {
+    pub rendition: String,
+    pub container: Container,
+    pub data: Arc<[u8]>,
+    /// The init segment this segment needs (fMP4 only).
+    pub init: Option<Arc<[u8]>>,
+    pub duration_us: u64,
+    pub discontinuity: bool,
+    pub pdt_ms: Option<u64>,
+    pub info: RenditionInfo,
+}
+
+/// Owns one stream's signing state. One per stream, one owner.
+#[derive(Debug)]
+pub struct StreamSigner {
+    key: StreamKey,
+    store: StreamStore,
+    cfg: SignerConfig,
+    latest: Option<Signed<ManifestRoot>>,
+    renditions: Vec<Rendition>,
+    log: MerkleLog,
+    /// Entries whose blobs are still on disk, oldest first.
+    retained: VecDeque<LogEntry>,
+    refs: HashMap<Hash, usize>,
+    /// Renditions whose next segment starts a discontinuity (after a restart of the signer).
+    pending_disc: HashSet<String>,
+    announce_seq: Option<u64>,
+}
+
+impl StreamSigner {
+    /// Open the stream of `key` under `data_dir`, resuming from what is stored there.
+    pub fn open(key: StreamKey, data_dir: &Path, cfg: SignerConfig) -> Result<Self> {
+        let store = StreamStore::open(data_dir, key.stream_id())?;
+        let latest = store.read_manifest()?;
+        let entries = store.read_log()?;
+        let mut log = MerkleLog::new();
+        for e in &entries {
+            log.push(e.leaf_hash()?);
+        }
+        if let Some(m) = &latest {
+            let head = m.body.log;
+            let ok = head.size <= log.len() && log.root_at(head.size)? == head.root;
+            if !ok {
+                return Err(Error::Store {
+                    path: store.path(crate::store::LOG_FILE),
+                    reason: format!(
+                        "the log ({} entries) does not match the signed manifest {} (log size {})",
+                        log.len(),
+                        m.body.seq,
+                        head.size
+                    ),
+                });
+            }
+            tracing::info!(stream = %key.stream_id(), seq = m.body.seq, log = log.len(), "resuming signed chain");
+        }
+        let announce_seq = store.read_announce()?.map(|a| a.body.seq);
+        let renditions = latest.as_ref().map(|m| m.body.renditions.clone()).unwrap_or_default();
+        let mut signer = StreamSigner {
+            key,
+            store,
+            cfg,
+            pending_disc: renditions.iter().map(|r| r.name.clone()).collect(),
+            latest,
+            renditions,
+            log,
+            retained: VecDeque::new(),
+            refs: HashMap::new(),
+            announce_seq,
+        };
+        let keep = signer.cfg.retain_segments.unwrap_or(usize::MAX);
+        for e in entries.into_iter().rev().take(keep).rev() {
+            signer.retain(e);
+        }
+        Ok(signer)
+    }
+
+    pub fn stream_id(&self) -> StreamId {
+        self.key.stream_id()
+    }
+
+    pub fn store(&self) -> &StreamStore {
+        &self.store
+    }
+
+    pub fn latest(&self) -> Option<&Signed<ManifestRoot>> {
+        self.latest.as_ref()
+    }
+
+    pub fn log(&self) -> &MerkleLog {
+        &self.log
+    }
+
+    /// Store, log and sign a batch of finished segments as one new MANIFEST_ROOT.
+    pub fn publish(&mut self, batch: Vec<NewSegment>) -> Result<Signed<ManifestRoot>> {
+        let mut entries = Vec::with_capacity(batch.len());
+        for seg in batch {
+            entries.push(self.add_segment(seg)?);
+        }
+        self.store.append_log(&entries)?;
+        for e in entries {
+            self.log.push(e.leaf_hash()?);
+            self.retain(e);
+        }
+        self.sign_and_store()
+    }
+
+    /// Mark every rendition ended (EXT-X-ENDLIST) and sign. A later segment reopens the stream
+    /// with a discontinuity.
+    pub fn end(&mut self) -> Result<Option<Signed<ManifestRoot>>> {
+        if self.renditions.is_empty() || self.renditions.iter().all(|r| r.ended) {
+            return Ok(None);
+        }
+        for r in &mut self.renditions {
+            r.ended = true;
+        }
+        self.sign_and_store().map(Some)
+    }
+
+    /// Sign a STREAM_ANNOUNCE describing the stream's current renditions.
+    pub fn announce(
+        &mut self,
+        title: &str,
+        hints: Hints,
+        tip: Option<String>,
+        ttl_ms: u64,
+    ) -> Result<Signed<StreamAnnounce>> {
+        let time_ms = now_ms();
+        let seq = self.announce_seq.map_or(0, |s| s + 1);
+        let renditions = self
+            .renditions
+            .iter()
+            .map(|r| AnnounceRendition {
+                name: r.name.clone(),
+                codecs: r.codecs.clone().unwrap_or_default(),
+                bandwidth: r.bandwidth,
+                resolution: r.resolution.clone(),
+                frame_rate_milli: r.frame_rate_milli,
+            })
+            .collect();
+        let body = StreamAnnounce {
+            stream: self.stream_id(),
+            seq,
+            time_ms,
+            expires_ms: time_ms.saturating_add(ttl_ms),
+            title: title.to_string(),
+            renditions,
+            hints,
+            tip,
+        };
+        let signed = Signed::sign(body, &self.key)?;
+        self.store.write_announce(&signed)?;
+        self.announce_seq = Some(seq);
+        Ok(signed)
+    }
+
+    fn add_segment(&mut self, seg: NewSegment) -> Result<LogEntry> {
+        check_rendition_name(&seg.rendition)?;
+        if seg.data.len() as u64 > limits::MAX_SEGMENT_BYTES {
+            return Err(Error::oversize(
+                "segment",
+                seg.data.len(),
+                limits::MAX_SEGMENT_BYTES as usize,
+            ));
+        }
+        if seg.duration_us == 0 || seg.duration_us > limits::MAX_TARGET_DURATION_S * 1_000_000 {
+            return Err(Error::Malformed(format!(
+                "segment duration {} us is outside (0, 60 s]",
+                seg.duration_us
+            )));
+        }
+        let init = match (&seg.init, seg.container) {
+            (Some(bytes), Container::Fmp4) => {
+                if bytes.len() as u64 > limits::MAX_INIT_BYTES {
+                    return Err(Error::oversize(
+                        "init segment",
+                        bytes.len(),
+                        limits::MAX_INIT_BYTES as usize,
+                    ));
+                }
+                let blob = BlobRef {
+                    hash: Hash::of(bytes),
+                    size: bytes.len() as u64,
+                };
+                self.store.put_blob(&init_path(&blob.hash), bytes)?;
+                Some(blob)
+            }
+            (None, Container::Ts) => None,
+            _ => {
+                return Err(Error::Malformed(
+                    "fmp4 segments need an init segment, ts segments have none".into(),
+                ));
+            }
+        };
+        let hash = Hash::of(&seg.data);
+        self.store.put_blob(&segment_path(&hash, seg.container), &seg.data)?;
+
+        let idx = match self.renditions.iter().position(|r| r.name == seg.rendition) {
+            Some(i) => i,
+            None => {
+                if self.renditions.len() >= limits::MAX_RENDITIONS {
+                    return Err(Error::oversize(
+                        "renditions",
+                        self.renditions.len() + 1,
+                        limits::MAX_RENDITIONS,
+                    ));
+                }
+                self.renditions.push(Rendition {
+                    name: seg.rendition.clone(),
+                    container: seg.container,
+                    target_duration: seg
+                        .info
+                        .target_duration
+                        .unwrap_or(self.cfg.target_duration)
+                        .clamp(1, 60),
+                    disc_seq: 0,
+                    init: None,
+                    segments: Vec::new(),
+                    ended: false,
+                    codecs: None,
+                    bandwidth: None,
+                    resolution: None,
+                    frame_rate_milli: None,
+                });
+                self.renditions.len() - 1
+            }
+        };
+        let window = self.cfg.window.clamp(1, limits::MAX_WINDOW_SEGMENTS);
+        let resumed = self.pending_disc.remove(&seg.rendition);
+        let r = &mut self.renditions[idx];
+        let mut disc = seg.discontinuity || r.ended || resumed;
+        if r.container != seg.container {
+            // A container switch is a new stream shape for players: restart the rendition's window.
+            r.container = seg.container;
+            disc = true;
+        }
+        r.ended = false;
+        let needed = (seg.duration_us.saturating_add(500_000) / 1_000_000).max(1);
+        r.target_duration = r.target_duration.max(needed);
+        let info = seg.info;
+        if info.codecs.is_some() {
+            r.codecs = info.codecs;
+        }
+        if info.resolution.is_some() {
+            r.resolution = info.resolution;
+        }
+        if info.frame_rate_milli.is_some() {
+            r.frame_rate_milli = info.frame_rate_milli;
+        }
+        if info.bandwidth.is_some() {
+            r.bandwidth = info.bandwidth;
+        }
+        let seq = r
+            .segments
+            .last()
+            .map(|s| s.seq + 1)
+            .or_else(|| self.latest_next_seq(&seg.rendition))
+            .unwrap_or(0);
+        let r = &mut self.renditions[idx];
+        r.init = init;
+        let entry = SegmentRef {
+            seq,
+            dur_us: seg.duration_us,
+            hash,
+            size: seg.data.len() as u64,
+            disc,
+            pdt_ms: seg.pdt_ms,
+            init: init.map(|b| b.hash),
+        };
+        r.segments.push(entry.clone());
+        if r.container == Container::Ts {
+            r.segments.retain(|s| s.init.is_none());
+        } else {
+            r.segments.retain(|s| s.init.is_some());
+        }
+        while r.segments.len() > window {
+            let dropped = r.segments.remove(0);
+            if dropped.disc {
+                r.disc_seq += 1;
+            }
+        }
+        Ok(LogEntry {
+            rendition: seg.rendition,
+            segment: entry,
+        })
+    }
+
+    /// Next media sequence number of a rendition whose window is empty: continue from the log.
+    fn latest_next_seq(&self, rendition: &str) -> Option<u64> {
+        self.retained
+            .iter()
+            .rev()
+            .find(|e| e.rendition == rendition)
+            .map(|e| e.segment.seq + 1)
+    }
+
+    fn sign_and_store(&mut self) -> Result<Signed<ManifestRoot>> {
+        let (seq, prev, last_time) = match &self.latest {
+            Some(m) => (m.body.seq + 1, Some(m.id), m.body.time_ms),
+            None => (0, None, 0),
+        };
+        let body = ManifestRoot {
+            stream: self.stream_id(),
+            seq,
+            time_ms: now_ms().max(last_time),
+            prev,
+            renditions: self.renditions.clone(),
+            log: LogHead {
+                size: self.log.len(),
+                root: self.log.root(),
+            },
+        };
+        let signed = Signed::sign(body, &self.key)?;
+        self.store.write_manifest(&signed)?;
+        self.latest = Some(signed.clone());
+        self.prune();
+        Ok(signed)
+    }
+
+    fn retain(&mut self, e: LogEntry) {
+        *self.refs.entry(e.segment.hash).or_default() += 1;
+        if let Some(init) = e.segment.init {
+            *self.refs.entry(init).or_default() += 1;
+        }
+        self.retained.push_back(e);
+    }
+
+    /// Delete the blobs of entries older than the retention, unless still referenced.
+    fn prune(&mut self) {
+        let Some(keep) = self.cfg.retain_segments else {
+            return;
+        };
+        let keep = keep.max(self.cfg.window * self.renditions.len().max(1));
+        while self.retained.len() > keep {
+            let Some(e) = self.retained.pop_front() else {
+                break;
+            };
+            let container = if e.segment.init.is_some() {
+                Container::Fmp4
+            } else {
+                Container::Ts
+            };
+            if self.release(e.segment.hash) {
+                self.store.remove_blob(&segment_path(&e.segment.hash, container));
+            }
+            if let Some(init) = e.segment.init {
+                if self.release(init) {
+                    self.store.remove_blob(&init_path(&init));
+                }
+            }
+        }
+    }
+
+    /// Drop one reference; true when none remain.
+    fn release(&mut self, hash: Hash) -> bool {
+        match self.refs.get_mut(&hash) {
+            Some(n) if *n > 1 => {
+                *n -= 1;
+                false
+            }
+            _ => {
+                self.refs.remove(&hash);
+                true
+            }
+        }
+    }
+}

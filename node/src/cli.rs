@@ -1,0 +1,89 @@
+//! Command-line interface.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// hlswarm: an ownerless P2P HLS node with signed manifests.
+#[derive(Debug, Parser)]
+#[command(name = "hlswarm", version, about, long_about = None)]
+pub struct Cli {
+    /// Data directory: keys, signed manifests, segments.
+    #[arg(long, global = true, env = "HLSWARM_DATA_DIR", default_value = "hlswarm-data")]
+    pub data_dir: PathBuf,
+    /// Log output format.
+    #[arg(long, global = true, env = "HLSWARM_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create a broadcaster key (the stream's identity). Never overwrites a key.
+    Keygen(KeygenArgs),
+    /// Sign the HLS output of an external packager (ffmpeg, nginx-rtmp, MediaMTX) as it is written.
+    Sign(SignArgs),
+    /// Check every segment of a stored or served stream against its signed manifests.
+    Verify(VerifyArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct KeygenArgs {
+    /// Where to write the private key (PKCS#8 PEM, mode 0600). Default: DATA_DIR/keys/stream.key.
+    #[arg(long)]
+    pub key: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct SignArgs {
+    /// The packager's HLS output directory to watch.
+    #[arg(long)]
+    pub watch: PathBuf,
+    /// Private key; created there if missing. Default: DATA_DIR/keys/stream.key.
+    #[arg(long)]
+    pub key: Option<PathBuf>,
+    /// Title for the STREAM_ANNOUNCE.
+    #[arg(long, default_value = "hlswarm stream")]
+    pub title: String,
+    /// Segments per rendition in the signed live window.
+    #[arg(long, default_value_t = 8)]
+    pub window: usize,
+    /// Segments kept on disk for the archive (DVR); 0 keeps all.
+    #[arg(long, default_value_t = 1800)]
+    pub retain: usize,
+    /// Rendition name when the directory holds a single media playlist.
+    #[arg(long, default_value = "source")]
+    pub rendition: String,
+    /// HTTP origin base URL to put in the announce's hints (repeatable).
+    #[arg(long = "http-hint")]
+    pub http_hints: Vec<String>,
+    /// Lightning address for tips, put in the announce.
+    #[arg(long)]
+    pub tip: Option<String>,
+    /// Scan once, sign what is complete, and exit (instead of watching).
+    #[arg(long)]
+    pub once: bool,
+    /// Fallback rescan period in milliseconds (file-system events trigger scans immediately).
+    #[arg(long, default_value_t = 1000)]
+    pub rescan_ms: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// A stream directory (DATA_DIR/streams/<id>), a data directory, or a URL
+    /// (http://host/streams/<id>/ or a watch link http://host/watch/<id>).
+    pub target: String,
+    /// The stream id to trust; required when the target does not name one.
+    #[arg(long)]
+    pub stream: Option<String>,
+    /// Also verify every archived segment still present, not only the live window.
+    #[arg(long)]
+    pub archive: bool,
+}

@@ -1,0 +1,45 @@
+//! The hlswarm node: command line, and the commands it runs.
+
+pub mod cli;
+mod keygen;
+pub mod logging;
+mod sign;
+mod verify;
+
+use std::process::ExitCode;
+
+use cli::{Cli, Command};
+
+/// Run one command to completion.
+pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    rt.block_on(async move {
+        match cli.command {
+            Command::Keygen(args) => keygen::run(&cli.data_dir, args),
+            Command::Sign(args) => sign::run(&cli.data_dir, args).await,
+            Command::Verify(args) => verify::run(&cli.data_dir, args).await,
+        }
+    })
+}
+
+/// Shutdown signal: SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for SIGTERM; only SIGINT stops the node");
+                let _ = ctrl_c.await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}

@@ -1,0 +1,1 @@
+//! WebTorrent-compatible tracker: protocol types and server.
