@@ -15,6 +15,7 @@ pub mod objects;
 pub mod playlist;
 pub mod signer;
 pub mod store;
+pub mod vectors;
 pub mod verify;
 pub mod watcher;
 

@@ -515,6 +515,25 @@ impl<T> Signed<T> {
     }
 }
 
+/// Sign an arbitrary JSON object as type `T` without validating it: for test vectors and tests
+/// that need validly signed but otherwise invalid objects. Returns the canonical wire bytes.
+#[doc(hidden)]
+pub fn sign_raw<T: SignedObject>(mut obj: serde_json::Map<String, Value>, key: &StreamKey) -> Result<Vec<u8>> {
+    obj.remove("sig");
+    let message = signing_input::<T>(&obj)?;
+    obj.insert(
+        "sig".into(),
+        Value::String(URL_SAFE_NO_PAD.encode(key.sign(&message).to_bytes())),
+    );
+    to_canonical(&Value::Object(obj))
+}
+
+/// The object as a JSON map with `v` and `type`, without `sig`.
+#[doc(hidden)]
+pub fn to_envelope<T: SignedObject>(body: &T) -> Result<serde_json::Map<String, Value>> {
+    envelope(body)
+}
+
 fn envelope<T: SignedObject>(body: &T) -> Result<serde_json::Map<String, Value>> {
     let Value::Object(mut obj) = serde_json::to_value(body).map_err(|e| Error::Malformed(e.to_string()))? else {
         return Err(Error::Malformed("object did not serialize to a JSON object".into()));

@@ -1,0 +1,130 @@
+//! The signer's persistence: restart resumes the chain, torn logs are cut, retention prunes.
+
+use std::sync::Arc;
+
+use manifest_signer::signer::{NewSegment, RenditionInfo, SignerConfig, StreamSigner};
+use manifest_signer::verify::{DirSource, VerifyOptions, verify_stream};
+use manifest_signer::{Container, ManifestChain, StreamKey};
+
+fn seg(i: u32) -> NewSegment {
+    NewSegment {
+        rendition: "source".into(),
+        container: Container::Fmp4,
+        data: Arc::from(format!("segment {i} payload").into_bytes()),
+        init: Some(Arc::from(&b"init"[..])),
+        duration_us: 2_000_000,
+        discontinuity: false,
+        pdt_ms: Some(1_000 * u64::from(i)),
+        info: RenditionInfo::default(),
+    }
+}
+
+fn key() -> StreamKey {
+    StreamKey::from_seed([9; 32])
+}
+
+#[tokio::test]
+async fn restart_continues_the_chain_with_a_discontinuity() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut chain = ManifestChain::new(key().stream_id());
+    let mut signer = StreamSigner::open(key(), dir.path(), SignerConfig::default()).unwrap();
+    for i in 0..3 {
+        let m = signer.publish(vec![seg(i)]).unwrap();
+        chain.accept_wire(m.wire()).unwrap();
+    }
+    drop(signer);
+
+    let mut signer = StreamSigner::open(key(), dir.path(), SignerConfig::default()).unwrap();
+    assert_eq!(signer.latest().unwrap().body.seq, 2);
+    let m = signer.publish(vec![seg(3)]).unwrap();
+    assert_eq!(m.body.seq, 3, "no sequence number reused");
+    chain
+        .accept_wire(m.wire())
+        .expect("the resumed manifest extends the chain");
+    let r = &m.body.renditions[0];
+    assert_eq!(r.segments.iter().map(|s| s.seq).collect::<Vec<_>>(), vec![0, 1, 2, 3]);
+    assert!(
+        r.segments[3].disc,
+        "the first segment after a restart starts a discontinuity"
+    );
+    assert!(!r.segments[2].disc);
+    assert_eq!(m.body.log.size, 4);
+
+    let report = verify_stream(
+        &DirSource(signer.store().dir().to_path_buf()),
+        &key().stream_id(),
+        VerifyOptions { archive: true },
+    )
+    .await;
+    assert!(report.ok(), "{report}");
+    assert_eq!(report.segments_verified, 4);
+}
+
+#[test]
+fn a_torn_log_line_is_cut_and_a_rewritten_log_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut signer = StreamSigner::open(key(), dir.path(), SignerConfig::default()).unwrap();
+    signer.publish(vec![seg(0), seg(1)]).unwrap();
+    let log_path = signer.store().path("log.jsonl");
+    drop(signer);
+
+    let mut bytes = std::fs::read(&log_path).unwrap();
+    let good = bytes.clone();
+    bytes.extend_from_slice(b"{\"disc\":fal");
+    std::fs::write(&log_path, &bytes).unwrap();
+    let signer = StreamSigner::open(key(), dir.path(), SignerConfig::default()).unwrap();
+    assert_eq!(signer.log().len(), 2);
+    assert_eq!(std::fs::read(&log_path).unwrap(), good, "torn line cut off");
+    drop(signer);
+
+    let first_line_end = good.iter().position(|b| *b == b'\n').unwrap();
+    std::fs::write(&log_path, &good[first_line_end + 1..]).unwrap();
+    let err = StreamSigner::open(key(), dir.path(), SignerConfig::default()).unwrap_err();
+    assert_eq!(err.code(), "store", "{err}");
+}
+
+#[tokio::test]
+async fn retention_prunes_old_segments_but_the_log_keeps_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = SignerConfig {
+        window: 2,
+        retain_segments: Some(3),
+        target_duration: 2,
+    };
+    let mut signer = StreamSigner::open(key(), dir.path(), cfg).unwrap();
+    for i in 0..6 {
+        signer.publish(vec![seg(i)]).unwrap();
+    }
+    let files = std::fs::read_dir(signer.store().path("seg")).unwrap().count();
+    assert_eq!(files, 3 + 1, "three media segments and the init");
+    let report = verify_stream(
+        &DirSource(signer.store().dir().to_path_buf()),
+        &key().stream_id(),
+        VerifyOptions { archive: true },
+    )
+    .await;
+    assert!(report.ok(), "{report}");
+    assert_eq!(report.log_entries, Some(6));
+    assert_eq!(report.archive_verified, 1);
+    assert_eq!(report.archive_missing, 3);
+}
+
+#[tokio::test]
+async fn a_tampered_segment_fails_verification() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut signer = StreamSigner::open(key(), dir.path(), SignerConfig::default()).unwrap();
+    let m = signer.publish(vec![seg(0), seg(1)]).unwrap();
+    let h = m.body.renditions[0].segments[1].hash;
+    let path = signer.store().path(&format!("seg/{h}.m4s"));
+    let mut bytes = std::fs::read(&path).unwrap();
+    bytes[0] ^= 0x20;
+    std::fs::write(&path, bytes).unwrap();
+    let report = verify_stream(
+        &DirSource(signer.store().dir().to_path_buf()),
+        &key().stream_id(),
+        VerifyOptions { archive: false },
+    )
+    .await;
+    assert!(!report.ok());
+    assert!(report.failures.iter().any(|f| f.contains("hash_mismatch")), "{report}");
+}
