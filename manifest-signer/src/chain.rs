@@ -71,16 +71,16 @@ impl ManifestChain {
                 found: m.body.stream.to_string(),
             });
         }
-        if let Some(seen) = self.recent.get(&m.body.seq) {
-            if seen.id != m.id {
-                if self.evidence.len() < MAX_EVIDENCE {
-                    self.evidence.push(Equivocation {
-                        first: seen.clone(),
-                        second: m.clone(),
-                    });
-                }
-                return Err(Error::Equivocation { seq: m.body.seq });
+        if let Some(seen) = self.recent.get(&m.body.seq)
+            && seen.id != m.id
+        {
+            if self.evidence.len() < MAX_EVIDENCE {
+                self.evidence.push(Equivocation {
+                    first: seen.clone(),
+                    second: m.clone(),
+                });
             }
+            return Err(Error::Equivocation { seq: m.body.seq });
         }
         if let Some(latest) = &self.latest {
             let (seq, last) = (m.body.seq, latest.body.seq);
@@ -146,16 +146,16 @@ impl AnnounceSlot {
     pub fn accept_wire(&mut self, wire: &[u8], now_ms: u64) -> Result<Signed<StreamAnnounce>> {
         let a = Signed::<StreamAnnounce>::verify(wire, &self.stream)?;
         a.body.check_fresh(now_ms)?;
-        if let Some(latest) = &self.latest {
-            if a.body.seq <= latest.body.seq {
-                if a.body.seq == latest.body.seq && a.id != latest.id {
-                    return Err(Error::Equivocation { seq: a.body.seq });
-                }
-                return Err(Error::Replay {
-                    seq: a.body.seq,
-                    latest: latest.body.seq,
-                });
+        if let Some(latest) = &self.latest
+            && a.body.seq <= latest.body.seq
+        {
+            if a.body.seq == latest.body.seq && a.id != latest.id {
+                return Err(Error::Equivocation { seq: a.body.seq });
             }
+            return Err(Error::Replay {
+                seq: a.body.seq,
+                latest: latest.body.seq,
+            });
         }
         self.latest = Some(a.clone());
         Ok(a)

@@ -302,14 +302,14 @@ impl SignedObject for ManifestRoot {
                 check_attr("codecs", c, limits::MAX_CODECS_BYTES)?;
             }
             check_resolution(&r.resolution)?;
-            if let Some(init) = &r.init {
-                if init.size > limits::MAX_INIT_BYTES {
-                    return Err(Error::Oversize {
-                        what: "init segment".into(),
-                        actual: init.size,
-                        limit: limits::MAX_INIT_BYTES,
-                    });
-                }
+            if let Some(init) = &r.init
+                && init.size > limits::MAX_INIT_BYTES
+            {
+                return Err(Error::Oversize {
+                    what: "init segment".into(),
+                    actual: init.size,
+                    limit: limits::MAX_INIT_BYTES,
+                });
             }
             if (r.container == Container::Ts) && r.init.is_some() {
                 return Err(Error::Malformed("an MPEG-TS rendition has no init segment".into()));
@@ -478,13 +478,13 @@ impl<T: SignedObject> Signed<T> {
         obj.remove("type");
         let body: T =
             serde_json::from_value(Value::Object(obj)).map_err(|e| Error::Malformed(format!("{}: {e}", T::TYPE)))?;
-        if let Some(expected) = expected {
-            if body.stream() != expected {
-                return Err(Error::WrongKey {
-                    expected: expected.to_string(),
-                    found: body.stream().to_string(),
-                });
-            }
+        if let Some(expected) = expected
+            && body.stream() != expected
+        {
+            return Err(Error::WrongKey {
+                expected: expected.to_string(),
+                found: body.stream().to_string(),
+            });
         }
         body.validate()?;
         let key = body.stream().verifying_key()?;

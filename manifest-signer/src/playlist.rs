@@ -78,11 +78,11 @@ pub fn render_media(r: &Rendition) -> String {
         if s.disc {
             out.push_str("#EXT-X-DISCONTINUITY\n");
         }
-        if let Some(init) = s.init {
-            if current_init != Some(init) {
-                let _ = writeln!(out, "#EXT-X-MAP:URI=\"{}\"", init_path(&init));
-                current_init = Some(init);
-            }
+        if let Some(init) = s.init
+            && current_init != Some(init)
+        {
+            let _ = writeln!(out, "#EXT-X-MAP:URI=\"{}\"", init_path(&init));
+            current_init = Some(init);
         }
         if let Some(pdt) = s.pdt_ms {
             let _ = writeln!(out, "#EXT-X-PROGRAM-DATE-TIME:{}", format_pdt(pdt));

@@ -392,10 +392,10 @@ impl StreamSigner {
             if self.release(e.segment.hash) {
                 self.store.remove_blob(&segment_path(&e.segment.hash, container));
             }
-            if let Some(init) = e.segment.init {
-                if self.release(init) {
-                    self.store.remove_blob(&init_path(&init));
-                }
+            if let Some(init) = e.segment.init
+                && self.release(init)
+            {
+                self.store.remove_blob(&init_path(&init));
             }
         }
     }

@@ -75,10 +75,10 @@ impl StreamStore {
 
     pub fn remove_blob(&self, rel: &str) {
         let path = self.path(rel);
-        if let Err(e) = fs::remove_file(&path) {
-            if e.kind() != std::io::ErrorKind::NotFound {
-                tracing::warn!(path = %path.display(), error = %e, "cannot remove pruned segment");
-            }
+        if let Err(e) = fs::remove_file(&path)
+            && e.kind() != std::io::ErrorKind::NotFound
+        {
+            tracing::warn!(path = %path.display(), error = %e, "cannot remove pruned segment");
         }
     }
 

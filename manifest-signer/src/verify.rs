@@ -143,26 +143,26 @@ pub async fn verify_stream<S: Source>(src: &S, expected: &StreamId, opts: Verify
             &mut report,
         )
         .await;
-        if let Some(init) = &r.init {
-            if checked.insert(init.hash) {
-                check_blob(src, &init_path(&init.hash), &init.hash, init.size, true, &mut report).await;
-                report.inits_verified += 1;
-            }
+        if let Some(init) = &r.init
+            && checked.insert(init.hash)
+        {
+            check_blob(src, &init_path(&init.hash), &init.hash, init.size, true, &mut report).await;
+            report.inits_verified += 1;
         }
         for s in &r.segments {
-            if let Some(init) = s.init {
-                if checked.insert(init) {
-                    check_blob(
-                        src,
-                        &init_path(&init),
-                        &init,
-                        crate::objects::limits::MAX_INIT_BYTES,
-                        false,
-                        &mut report,
-                    )
-                    .await;
-                    report.inits_verified += 1;
-                }
+            if let Some(init) = s.init
+                && checked.insert(init)
+            {
+                check_blob(
+                    src,
+                    &init_path(&init),
+                    &init,
+                    crate::objects::limits::MAX_INIT_BYTES,
+                    false,
+                    &mut report,
+                )
+                .await;
+                report.inits_verified += 1;
             }
             if check_blob(
                 src,

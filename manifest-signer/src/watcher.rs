@@ -444,10 +444,11 @@ fn list_playlists(root: &Path, dir: &Path, depth: usize, out: &mut Vec<String>) 
         let Ok(ft) = entry.file_type() else { continue };
         if ft.is_dir() && depth == 0 {
             list_playlists(root, &path, depth + 1, out);
-        } else if ft.is_file() && name.ends_with(".m3u8") {
-            if let Ok(rel) = path.strip_prefix(root) {
-                out.push(rel.to_string_lossy().into_owned());
-            }
+        } else if ft.is_file()
+            && name.ends_with(".m3u8")
+            && let Ok(rel) = path.strip_prefix(root)
+        {
+            out.push(rel.to_string_lossy().into_owned());
         }
     }
     out.sort();

@@ -1,5 +1,7 @@
 //! The signer's persistence: restart resumes the chain, torn logs are cut, retention prunes.
 
+#![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
+
 use std::sync::Arc;
 
 use manifest_signer::signer::{NewSegment, RenditionInfo, SignerConfig, StreamSigner};

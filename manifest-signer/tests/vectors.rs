@@ -1,6 +1,8 @@
 //! Runs every protocol test vector in tests/vectors/ through the Rust verifier, and checks the
 //! committed files are exactly what the generator produces.
 
+#![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
+
 use std::path::PathBuf;
 
 use manifest_signer::canonical::from_canonical;

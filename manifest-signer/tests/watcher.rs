@@ -1,6 +1,8 @@
 //! The directory watcher against packager output: synthetic playlists for the edge cases, and
 //! real `ffmpeg -f hls` output.
 
+#![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
+
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
