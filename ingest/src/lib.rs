@@ -1,1 +1,187 @@
-//! RTMP ingest, FLV demux and HLS muxing. Knows nothing about signing.
+//! RTMP ingest, FLV demux and HLS muxing. Knows nothing about signing, HTTP or libp2p.
+//!
+//! A broadcaster publishes to `rtmp://HOST:PORT/<app>/<stream key>`. [`serve`] accepts the
+//! publish when the key is listed in [`IngestConfig::keys`], demuxes the FLV tag bodies and
+//! cuts the stream into HLS segments at video keyframes (audio-only streams: by duration).
+//! Every finished segment goes to the caller as an [`IngestEvent::Segment`] on a bounded
+//! `tokio::sync::mpsc` channel; the caller hashes, stores and signs it.
+//!
+//! ```text
+//! OBS/ffmpeg --RTMP--> server (one task per connection, rml_rtmp isolated by catch_unwind)
+//!               --> flv (tag bodies -> configs/frames) --> segmenter (timestamps, cuts)
+//!               --> fmp4 | ts (bytes) --> IngestEvent::Segment on the channel
+//! ```
+//!
+//! # Timeline
+//! Timestamps are rebased per stream so the first publish starts at 0; RTMP's 32-bit
+//! millisecond wrap is unwrapped, jumps (> 3 s forwards or > 1 s backwards) are rebased so the
+//! output stays continuous, and decode times never go backwards. After a reconnect the new
+//! publisher continues the stream's timeline where the previous one ended and its first
+//! segment carries `discontinuity = true`.
+//!
+//! # Audio priming
+//! AAC encoder priming samples are left as they are: no edit list is written, so the first
+//! ~21 ms of audio (1024 priming samples at 48 kHz) play as encoded. Players handle this.
+//!
+//! # Containers
+//! [`Container::Fmp4`] (default, CMAF): one init segment (ftyp+moov) shared by all segments of
+//! a publish, and media segments made of `styp` + one `moof` with one `traf` per track + one
+//! `mdat`. [`Container::Ts`]: MPEG-TS with PAT/PMT at the start of every segment, H.264 in
+//! Annex B with AUD (and SPS/PPS on keyframes), AAC in ADTS; `init` is `None`.
+//!
+//! # Bounds
+//! Media messages above [`IngestConfig::max_message_size`] close the connection, as do a
+//! handshake + publish slower than [`IngestConfig::handshake_timeout`] and no media for
+//! [`IngestConfig::idle_timeout`]; connections beyond [`IngestConfig::max_connections`] are
+//! closed at once; a segment growing past [`IngestConfig::max_segment_bytes`] is cut early.
+//! Known gap: rml_rtmp reassembles each RTMP message before we see it and reserves its full
+//! declared length up front (24-bit field, so < 16 MiB per connection), and it applies
+//! Set Chunk Size silently, so `max_message_size` is checked only after reassembly. The
+//! worst case is therefore about `max_connections` x 16 MiB.
+
+#![warn(missing_docs)]
+
+mod bits;
+mod clock;
+mod codec;
+mod connection;
+mod error;
+mod flv;
+mod fmp4;
+mod rtmp;
+mod segmenter;
+mod server;
+mod ts;
+
+use std::time::Duration;
+
+pub use codec::VideoCodec;
+pub use error::{Error, Result};
+pub use server::serve;
+
+/// Segment container format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Container {
+    /// CMAF fragmented MP4: an init segment plus media segments (moof+mdat).
+    #[default]
+    Fmp4,
+    /// MPEG-2 transport stream (H.264 + AAC only).
+    Ts,
+}
+
+/// A publish secret and the stream name it publishes to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamKey {
+    /// The secret the broadcaster puts after `/<app>/` in the RTMP URL.
+    pub key: String,
+    /// The stream name used in events (never the secret).
+    pub stream: String,
+}
+
+/// Configuration of [`serve`].
+#[derive(Debug, Clone)]
+pub struct IngestConfig {
+    /// RTMP application name (the first path element), e.g. `live`.
+    pub app: String,
+    /// Accepted stream keys; a publish with any other key is refused.
+    pub keys: Vec<StreamKey>,
+    /// Target segment duration; segments are cut at the first keyframe at or after it.
+    pub target_duration: Duration,
+    /// Output container.
+    pub container: Container,
+    /// A connection that sends no media (or nothing at all) for this long is dropped.
+    pub idle_timeout: Duration,
+    /// Time allowed from TCP accept to a started publish.
+    pub handshake_timeout: Duration,
+    /// Largest media message accepted (checked after rml_rtmp reassembles it).
+    pub max_message_size: usize,
+    /// A segment is cut early (without waiting for a keyframe) past this size.
+    pub max_segment_bytes: usize,
+    /// Concurrent RTMP connections; further ones are closed at once.
+    pub max_connections: usize,
+}
+
+impl Default for IngestConfig {
+    fn default() -> Self {
+        Self {
+            app: "live".to_owned(),
+            keys: Vec::new(),
+            target_duration: Duration::from_secs(2),
+            container: Container::Fmp4,
+            idle_timeout: Duration::from_secs(10),
+            handshake_timeout: Duration::from_secs(10),
+            max_message_size: 8 * 1024 * 1024,
+            max_segment_bytes: 64 * 1024 * 1024,
+            max_connections: 16,
+        }
+    }
+}
+
+/// What [`serve`] reports to the caller.
+#[derive(Debug, Clone)]
+pub enum IngestEvent {
+    /// A publisher started on `stream` (also after a reconnect, with a new `session`).
+    Publishing {
+        /// Stream name from [`StreamKey::stream`].
+        stream: String,
+        /// Unique per publish within this `serve` call.
+        session: u64,
+    },
+    /// A finished segment.
+    Segment(Segment),
+    /// The publisher stopped (clean unpublish, disconnect, timeout, error or shutdown).
+    Unpublished {
+        /// Stream name.
+        stream: String,
+        /// The session that ended.
+        session: u64,
+    },
+}
+
+/// Codec and size description of a rendition, for the playlist.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TrackInfo {
+    /// RFC 6381 codecs string for `CODECS=`, e.g. `avc1.64001f,mp4a.40.2`.
+    pub codecs: String,
+    /// Video width in pixels (0 when audio-only or unknown).
+    pub width: u32,
+    /// Video height in pixels.
+    pub height: u32,
+    /// Video frame rate in frames per 1000 s (29.97 fps = 29970); 0 when unknown.
+    pub frame_rate_milli: u32,
+    /// Peak bits per second over the segments of this publish so far.
+    pub bandwidth: u64,
+    /// Video codec, if there is a video track.
+    pub video: Option<VideoCodec>,
+    /// Audio sample rate in Hz (0 without audio).
+    pub audio_sample_rate: u32,
+    /// Audio channel count (0 without audio).
+    pub audio_channels: u8,
+}
+
+/// One finished HLS media segment.
+#[derive(Debug, Clone)]
+pub struct Segment {
+    /// Stream name.
+    pub stream: String,
+    /// Publish session that produced it.
+    pub session: u64,
+    /// Rendition name; ingest produces only `source`.
+    pub rendition: String,
+    /// Index of this segment within the stream, counted across reconnects.
+    pub sequence: u64,
+    /// Container of `data` (and `init`).
+    pub container: Container,
+    /// fMP4 init segment (ftyp+moov) this segment needs; the same `Bytes` while unchanged.
+    pub init: Option<bytes::Bytes>,
+    /// Exact segment bytes (styp+moof+mdat, or TS packets).
+    pub data: bytes::Bytes,
+    /// Duration in microseconds.
+    pub duration_us: u64,
+    /// First segment after a publisher (re)connect or a codec/config change.
+    pub discontinuity: bool,
+    /// Earliest presentation time in the segment on the stream's timeline, microseconds.
+    pub start_pts_us: u64,
+    /// Codecs, size, frame rate and bandwidth.
+    pub info: TrackInfo,
+}

@@ -1,0 +1,322 @@
+//! One RTMP connection: handshake, session, publish authorisation and media to the
+//! segmenter. Every network await has a deadline.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use rml_rtmp::sessions::{ServerSessionEvent, ServerSessionResult};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::watch;
+use tokio::time::{Instant, timeout, timeout_at};
+use tracing::{debug, info, warn};
+
+use crate::error::{Error, Result};
+use crate::rtmp::{HandshakeStep, ServerHandshake, Session};
+use crate::segmenter::Segmenter;
+use crate::server::{Claim, ClaimError, Shared};
+use crate::{IngestEvent, Segment};
+
+/// Bytes read from the socket at a time.
+const READ_BUF: usize = 16 * 1024;
+/// Time allowed to hand the final segment and Unpublished to the caller.
+const FINAL_SEND: Duration = Duration::from_secs(5);
+
+struct Publish {
+    claim: Claim,
+    segmenter: Segmenter,
+}
+
+struct Conn {
+    shared: Arc<Shared>,
+    socket: TcpStream,
+    session: Session,
+    publish: Option<Publish>,
+    last_media: Instant,
+    close: bool,
+}
+
+/// Serves one connection until it closes, fails, times out or `stop` fires.
+pub(crate) async fn run(shared: Arc<Shared>, mut socket: TcpStream, mut stop: watch::Receiver<bool>) -> Result<()> {
+    let _ = socket.set_nodelay(true);
+    let started = Instant::now();
+    let publish_deadline = started + shared.cfg.handshake_timeout;
+    let leftover = handshake(&mut socket, publish_deadline).await?;
+    let (session, initial) = Session::new()?;
+    let mut conn = Conn {
+        shared,
+        socket,
+        session,
+        publish: None,
+        last_media: started,
+        close: false,
+    };
+    let result = async {
+        conn.apply(initial).await?;
+        if !leftover.is_empty() {
+            let results = conn.session.handle_input(&leftover)?;
+            conn.apply(results).await?;
+        }
+        conn.read_loop(publish_deadline, &mut stop).await
+    }
+    .await;
+    conn.end_publish().await;
+    result
+}
+
+async fn handshake(socket: &mut TcpStream, deadline: Instant) -> Result<Vec<u8>> {
+    let mut hs = ServerHandshake::new();
+    let mut buf = vec![0u8; 4096];
+    loop {
+        let n = timeout_at(deadline, socket.read(&mut buf))
+            .await
+            .map_err(|_| Error::Timeout("handshake"))??;
+        if n == 0 {
+            return Err(Error::Rtmp("closed during handshake".into()));
+        }
+        match hs.process(&buf[..n])? {
+            HandshakeStep::InProgress(response) => {
+                timeout_at(deadline, socket.write_all(&response))
+                    .await
+                    .map_err(|_| Error::Timeout("handshake write"))??;
+            }
+            HandshakeStep::Done { response, remaining } => {
+                timeout_at(deadline, socket.write_all(&response))
+                    .await
+                    .map_err(|_| Error::Timeout("handshake write"))??;
+                return Ok(remaining);
+            }
+        }
+    }
+}
+
+impl Conn {
+    async fn read_loop(&mut self, publish_deadline: Instant, stop: &mut watch::Receiver<bool>) -> Result<()> {
+        let mut buf = vec![0u8; READ_BUF];
+        let idle = self.shared.cfg.idle_timeout;
+        while !self.close {
+            let deadline = if self.publish.is_some() {
+                self.last_media + idle
+            } else {
+                publish_deadline
+            };
+            let read = tokio::select! {
+                biased;
+                _ = stop.changed() => {
+                    debug!("shutdown");
+                    return Ok(());
+                }
+                r = timeout_at(deadline, self.socket.read(&mut buf)) => r,
+            };
+            let n = match read {
+                Err(_) if self.publish.is_some() => return Err(Error::Timeout("no media")),
+                Err(_) => return Err(Error::Timeout("no publish")),
+                Ok(r) => r?,
+            };
+            if n == 0 {
+                return Ok(());
+            }
+            let results = self.session.handle_input(&buf[..n])?;
+            self.apply(results).await?;
+        }
+        Ok(())
+    }
+
+    async fn write(&mut self, bytes: &[u8]) -> Result<()> {
+        timeout(self.shared.cfg.idle_timeout, self.socket.write_all(bytes))
+            .await
+            .map_err(|_| Error::Timeout("write"))??;
+        Ok(())
+    }
+
+    async fn apply(&mut self, results: Vec<ServerSessionResult>) -> Result<()> {
+        for result in results {
+            match result {
+                ServerSessionResult::OutboundResponse(packet) => self.write(&packet.bytes).await?,
+                ServerSessionResult::RaisedEvent(event) => {
+                    let follow_up = self.event(event).await?;
+                    for r in follow_up {
+                        if let ServerSessionResult::OutboundResponse(p) = r {
+                            self.write(&p.bytes).await?;
+                        }
+                    }
+                }
+                ServerSessionResult::UnhandleableMessageReceived(payload) => {
+                    debug!(type_id = payload.type_id, "unhandled RTMP message");
+                }
+            }
+            if self.close {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// Reacts to one session event; returns packets the reaction produced.
+    async fn event(&mut self, event: ServerSessionEvent) -> Result<Vec<ServerSessionResult>> {
+        let cfg = &self.shared.cfg;
+        match event {
+            ServerSessionEvent::ConnectionRequested { request_id, app_name } => {
+                if app_name.trim_end_matches('/') == cfg.app {
+                    self.session.accept(request_id)
+                } else {
+                    warn!(%app_name, "connect to unknown app refused");
+                    self.close = true;
+                    self.session
+                        .reject(request_id, "NetConnection.Connect.Rejected", "unknown application")
+                }
+            }
+            ServerSessionEvent::PublishStreamRequested {
+                request_id, stream_key, ..
+            } => self.publish_requested(request_id, &stream_key).await,
+            ServerSessionEvent::PublishStreamFinished { .. } => {
+                self.end_publish().await;
+                Ok(Vec::new())
+            }
+            ServerSessionEvent::PlayStreamRequested { request_id, .. } => {
+                info!("play requested on an ingest-only server, refused");
+                self.close = true;
+                self.session.reject(request_id, "NetStream.Play.Failed", "ingest only")
+            }
+            ServerSessionEvent::StreamMetadataChanged { metadata, .. } => {
+                if let Some(p) = &mut self.publish {
+                    p.segmenter
+                        .set_metadata_size(metadata.video_width.unwrap_or(0), metadata.video_height.unwrap_or(0));
+                }
+                Ok(Vec::new())
+            }
+            ServerSessionEvent::VideoDataReceived { data, timestamp, .. } => {
+                self.media(true, timestamp.value, data).await?;
+                Ok(Vec::new())
+            }
+            ServerSessionEvent::AudioDataReceived { data, timestamp, .. } => {
+                self.media(false, timestamp.value, data).await?;
+                Ok(Vec::new())
+            }
+            other => {
+                debug!(event = ?other, "ignored session event");
+                Ok(Vec::new())
+            }
+        }
+    }
+
+    async fn publish_requested(&mut self, request_id: u32, key: &str) -> Result<Vec<ServerSessionResult>> {
+        if self.publish.is_some() {
+            warn!("second publish on one connection refused");
+            self.close = true;
+            return self
+                .session
+                .reject(request_id, "NetStream.Publish.BadName", "already publishing");
+        }
+        match self.shared.claim(key) {
+            Err(ClaimError::UnknownKey) => {
+                // Never log the key itself: it is a secret.
+                warn!(key_len = key.len(), "publish with unknown stream key refused");
+                self.close = true;
+                self.session
+                    .reject(request_id, "NetStream.Publish.BadName", "stream key refused")
+            }
+            Err(ClaimError::AlreadyLive) => {
+                warn!("publish refused: stream is already live from another connection");
+                self.close = true;
+                self.session.reject(
+                    request_id,
+                    "NetStream.Publish.BadName",
+                    "stream is already being published",
+                )
+            }
+            Ok(claim) => {
+                let cfg = &self.shared.cfg;
+                info!(stream = %claim.stream, session = claim.session, "publishing");
+                let segmenter = Segmenter::new(
+                    claim.stream.clone(),
+                    claim.session,
+                    cfg.container,
+                    cfg.target_duration,
+                    cfg.max_segment_bytes,
+                    claim.timeline,
+                );
+                let event = IngestEvent::Publishing {
+                    stream: claim.stream.clone(),
+                    session: claim.session,
+                };
+                self.publish = Some(Publish { claim, segmenter });
+                self.last_media = Instant::now();
+                self.send(event).await?;
+                self.session.accept(request_id)
+            }
+        }
+    }
+
+    async fn media(&mut self, video: bool, ts: u32, data: Bytes) -> Result<()> {
+        let max = self.shared.cfg.max_message_size;
+        if data.len() > max {
+            return Err(Error::Limit {
+                what: "media message",
+                got: data.len(),
+                max,
+            });
+        }
+        let Some(p) = &mut self.publish else {
+            return Ok(());
+        };
+        self.last_media = Instant::now();
+        let segments = if video {
+            p.segmenter.video(ts, &data)?
+        } else {
+            p.segmenter.audio(ts, &data)?
+        };
+        for s in segments {
+            self.send_segment(s).await?;
+        }
+        Ok(())
+    }
+
+    async fn send_segment(&mut self, s: Segment) -> Result<()> {
+        debug!(
+            sequence = s.sequence,
+            duration_us = s.duration_us,
+            bytes = s.data.len(),
+            "segment"
+        );
+        self.send(IngestEvent::Segment(s)).await
+    }
+
+    async fn send(&self, event: IngestEvent) -> Result<()> {
+        // Backpressure: a slow consumer slows the publisher through TCP.
+        self.shared
+            .events
+            .send(event)
+            .await
+            .map_err(|_| Error::Rtmp("event receiver dropped".into()))
+    }
+
+    /// Flushes the partial segment and reports Unpublished; idempotent.
+    async fn end_publish(&mut self) {
+        let Some(mut p) = self.publish.take() else {
+            return;
+        };
+        let flushed = p.segmenter.flush();
+        p.claim.set_timeline(p.segmenter.timeline());
+        let events = &self.shared.events;
+        match flushed {
+            Ok(Some(seg)) => {
+                if timeout(FINAL_SEND, events.send(IngestEvent::Segment(seg)))
+                    .await
+                    .is_err()
+                {
+                    warn!("final segment dropped: event receiver is not reading");
+                }
+            }
+            Ok(None) => {}
+            Err(e) => warn!(error = %e, "final segment failed"),
+        }
+        let ev = IngestEvent::Unpublished {
+            stream: p.claim.stream.clone(),
+            session: p.claim.session,
+        };
+        let _ = timeout(FINAL_SEND, events.send(ev)).await;
+        info!(stream = %p.claim.stream, session = p.claim.session, "unpublished");
+    }
+}

@@ -1,0 +1,529 @@
+//! Turns parsed FLV tags into HLS segments: maps RTMP timestamps onto the stream timeline,
+//! decides the track layout, cuts at keyframes (audio-only: by duration) and calls the
+//! fMP4 or TS muxer.
+
+use bytes::Bytes;
+use tracing::{debug, info, warn};
+
+use crate::clock::{AUDIO, Clock, Timeline, VIDEO, ms_to_ticks, ticks_to_us};
+use crate::codec::{AudioConfig, VideoConfig};
+use crate::error::Result;
+use crate::flv::{self, AudioTag, VideoTag};
+use crate::fmp4::{self, RunSample, TrackRun, TrackSpec, VIDEO_TIMESCALE};
+use crate::ts::{TsFrame, TsMuxer};
+use crate::{Container, Segment, TrackInfo};
+
+/// Samples per AAC frame.
+const AAC_FRAME: u64 = 1024;
+/// Without a video sequence header after this many AAC frames (~1 s), the stream is audio-only.
+const AUDIO_ONLY_AFTER_FRAMES: u32 = 48;
+/// Pending samples per track are bounded (a 10 s segment at 120 fps is 1200 frames).
+const MAX_PENDING_SAMPLES: usize = 20_000;
+
+/// One coded frame on the timeline, in its track's timescale.
+#[derive(Debug, Clone)]
+pub(crate) struct Sample {
+    pub ticks: u64,
+    /// PTS - DTS in ticks.
+    pub cts: i32,
+    pub keyframe: bool,
+    pub data: Bytes,
+}
+
+#[derive(Debug)]
+struct Layout {
+    video: Option<VideoConfig>,
+    audio: Option<AudioConfig>,
+    width: u32,
+    height: u32,
+    init: Option<Bytes>,
+    ts: Option<TsMuxer>,
+}
+
+/// Per-session segmenter. Feed it tag bodies; it returns finished segments.
+#[derive(Debug)]
+pub(crate) struct Segmenter {
+    stream: String,
+    session: u64,
+    container: Container,
+    target_ms: u64,
+    max_bytes: usize,
+    timeline: Timeline,
+    clock: Clock,
+    video_cfg: Option<VideoConfig>,
+    audio_cfg: Option<AudioConfig>,
+    meta_size: (u32, u32),
+    layout: Option<Layout>,
+    video: Vec<Sample>,
+    audio: Vec<Sample>,
+    pending_bytes: usize,
+    last_video_ticks: Option<u64>,
+    last_video_duration: u64,
+    audio_next: Option<u64>,
+    audio_frames_without_video: u32,
+    discontinuity: bool,
+    fragment: u32,
+    peak_bps: u64,
+    warned: [bool; 3],
+}
+
+impl Segmenter {
+    pub(crate) fn new(
+        stream: String,
+        session: u64,
+        container: Container,
+        target: std::time::Duration,
+        max_bytes: usize,
+        timeline: Timeline,
+    ) -> Self {
+        Self {
+            stream,
+            session,
+            container,
+            target_ms: u64::try_from(target.as_millis()).unwrap_or(2000).max(100),
+            max_bytes,
+            clock: Clock::new(timeline.next_start_ms),
+            timeline,
+            video_cfg: None,
+            audio_cfg: None,
+            meta_size: (0, 0),
+            layout: None,
+            video: Vec::new(),
+            audio: Vec::new(),
+            pending_bytes: 0,
+            last_video_ticks: None,
+            last_video_duration: 3000,
+            audio_next: None,
+            audio_frames_without_video: 0,
+            discontinuity: true,
+            fragment: 1,
+            peak_bps: 0,
+            warned: [false; 3],
+        }
+    }
+
+    /// The timeline the next session of this stream continues from.
+    pub(crate) fn timeline(&self) -> Timeline {
+        self.timeline
+    }
+
+    /// Picture size from `onMetaData`, used when the codec config does not give one (AV1).
+    pub(crate) fn set_metadata_size(&mut self, width: u32, height: u32) {
+        self.meta_size = (width.min(16384), height.min(16384));
+    }
+
+    fn warn_once(&mut self, slot: usize, msg: &str, err: &dyn std::fmt::Display) {
+        if let Some(w) = self.warned.get_mut(slot)
+            && !*w
+        {
+            *w = true;
+            warn!(error = %err, "{msg}");
+        }
+    }
+
+    /// Handles one video tag body at RTMP timestamp `ts_ms`.
+    pub(crate) fn video(&mut self, ts_ms: u32, body: &Bytes) -> Result<Vec<Segment>> {
+        let mut out = Vec::new();
+        let tag = match flv::parse_video(body) {
+            Ok(t) => t,
+            Err(e @ crate::Error::Unsupported { .. }) => {
+                self.warn_once(0, "unsupported video, ignored", &e);
+                return Ok(out);
+            }
+            Err(e) => return Err(e),
+        };
+        match tag {
+            VideoTag::Config(cfg) => {
+                if self.video_cfg.as_ref() != Some(&cfg) {
+                    info!(codecs = %cfg.codecs, width = cfg.width, height = cfg.height, "video config");
+                    let changed = self.layout.as_ref().is_some_and(|l| l.video.as_ref() != Some(&cfg));
+                    self.video_cfg = Some(cfg);
+                    if changed {
+                        self.reset_layout(&mut out)?;
+                    }
+                }
+            }
+            VideoTag::Frame {
+                codec,
+                keyframe,
+                cts_ms,
+                data,
+            } => {
+                if self.video_cfg.as_ref().map(|c| c.codec) != Some(codec) {
+                    debug!("video frame without a matching sequence header, dropped");
+                    return Ok(out);
+                }
+                let ms = self.clock.map(VIDEO, ts_ms);
+                self.video_frame(ms, cts_ms, keyframe, data, &mut out)?;
+            }
+            VideoTag::End | VideoTag::Ignored(_) => {}
+        }
+        Ok(out)
+    }
+
+    /// Handles one audio tag body at RTMP timestamp `ts_ms`.
+    pub(crate) fn audio(&mut self, ts_ms: u32, body: &Bytes) -> Result<Vec<Segment>> {
+        let mut out = Vec::new();
+        let tag = match flv::parse_audio(body) {
+            Ok(t) => t,
+            Err(e @ crate::Error::Unsupported { .. }) => {
+                self.warn_once(1, "unsupported audio, ignored", &e);
+                return Ok(out);
+            }
+            Err(e) => return Err(e),
+        };
+        match tag {
+            AudioTag::Config(cfg) => {
+                if self.audio_cfg.as_ref() != Some(&cfg) {
+                    info!(codecs = %cfg.codecs, rate = cfg.sample_rate, channels = cfg.channels, "audio config");
+                    let changed = self.layout.as_ref().is_some_and(|l| l.audio.as_ref() != Some(&cfg));
+                    self.audio_cfg = Some(cfg);
+                    if changed {
+                        self.reset_layout(&mut out)?;
+                    }
+                }
+            }
+            AudioTag::Frame(data) => {
+                let ms = self.clock.map(AUDIO, ts_ms);
+                self.audio_frame(ms, data, &mut out)?;
+            }
+        }
+        Ok(out)
+    }
+
+    /// Emits the partial segment, if any. Called when the publish ends.
+    pub(crate) fn flush(&mut self) -> Result<Option<Segment>> {
+        self.cut(None)
+    }
+
+    fn reset_layout(&mut self, out: &mut Vec<Segment>) -> Result<()> {
+        if let Some(seg) = self.cut(None)? {
+            out.push(seg);
+        }
+        self.layout = None;
+        self.discontinuity = true;
+        self.audio_frames_without_video = 0;
+        Ok(())
+    }
+
+    fn make_layout(&mut self, with_video: bool) -> Result<()> {
+        let video = if with_video { self.video_cfg.clone() } else { None };
+        let audio = self.audio_cfg.clone();
+        let (mut width, mut height) = video.as_ref().map_or((0, 0), |v| (v.width, v.height));
+        if video.is_some() && (width == 0 || height == 0) {
+            (width, height) = self.meta_size;
+        }
+        let (init, ts) = match self.container {
+            Container::Fmp4 => {
+                let mut specs = Vec::new();
+                if let Some(v) = &video {
+                    specs.push(TrackSpec::Video {
+                        config: v.clone(),
+                        width,
+                        height,
+                    });
+                }
+                if let Some(a) = &audio {
+                    specs.push(TrackSpec::Audio(a.clone()));
+                }
+                (Some(fmp4::init_segment(&specs)), None)
+            }
+            Container::Ts => (None, Some(TsMuxer::new(video.as_ref(), audio.as_ref())?)),
+        };
+        self.layout = Some(Layout {
+            video,
+            audio,
+            width,
+            height,
+            init,
+            ts,
+        });
+        Ok(())
+    }
+
+    fn video_frame(&mut self, ms: u64, cts_ms: i32, keyframe: bool, data: Bytes, out: &mut Vec<Segment>) -> Result<()> {
+        if self.layout.is_none() {
+            if !keyframe {
+                return Ok(());
+            }
+            self.make_layout(true)?;
+        }
+        if self.layout.as_ref().is_none_or(|l| l.video.is_none()) {
+            // Audio-only layout but video appeared: switch layouts at this keyframe.
+            if !keyframe {
+                return Ok(());
+            }
+            self.reset_layout(out)?;
+            self.make_layout(true)?;
+        }
+        let pts = ms_to_ticks(ms, VIDEO_TIMESCALE) as i64 + i64::from(cts_ms) * i64::from(VIDEO_TIMESCALE / 1000);
+        let mut ticks = ms_to_ticks(ms, VIDEO_TIMESCALE);
+        if let Some(last) = self.last_video_ticks
+            && ticks <= last
+        {
+            ticks = last + 1;
+        }
+        self.last_video_ticks = Some(ticks);
+        let cts = i32::try_from(pts - ticks as i64).unwrap_or(0);
+
+        if let Some(first) = self.video.first() {
+            let elapsed = ticks.saturating_sub(first.ticks);
+            let target = ms_to_ticks(self.target_ms, VIDEO_TIMESCALE);
+            let forced = self.pending_bytes + data.len() > self.max_bytes
+                || elapsed > target.saturating_mul(5)
+                || self.video.len() >= MAX_PENDING_SAMPLES;
+            if (keyframe && elapsed >= target) || forced {
+                if forced && !keyframe {
+                    warn!(elapsed_ticks = elapsed, "segment cut without a keyframe");
+                }
+                if let Some(seg) = self.cut(Some(ticks))? {
+                    out.push(seg);
+                }
+            }
+        }
+        self.pending_bytes += data.len();
+        self.video.push(Sample {
+            ticks,
+            cts,
+            keyframe,
+            data,
+        });
+        Ok(())
+    }
+
+    fn audio_frame(&mut self, ms: u64, data: Bytes, out: &mut Vec<Segment>) -> Result<()> {
+        let Some(cfg) = &self.audio_cfg else {
+            return Ok(());
+        };
+        let rate = cfg.sample_rate;
+        if self.layout.is_none() {
+            if self.video_cfg.is_some() {
+                return Ok(()); // waiting for the first video keyframe
+            }
+            self.audio_frames_without_video += 1;
+            if self.audio_frames_without_video < AUDIO_ONLY_AFTER_FRAMES {
+                return Ok(());
+            }
+            info!("no video sequence header: audio-only stream");
+            self.make_layout(false)?;
+        }
+        let Some(layout) = &self.layout else {
+            return Ok(());
+        };
+        if layout.audio.is_none() {
+            return Ok(());
+        }
+        // A layout with video exists only once its first keyframe is queued, so nothing
+        // before the first keyframe gets here.
+        let has_video = layout.video.is_some();
+        // Keep audio decode times continuous; resync only on a gap of more than two frames.
+        let mut ticks = ms_to_ticks(ms, rate);
+        if let Some(next) = self.audio_next
+            && ticks < next + 2 * AAC_FRAME
+        {
+            ticks = next;
+        }
+        self.audio_next = Some(ticks + AAC_FRAME);
+        if !has_video {
+            if let Some(first) = self.audio.first() {
+                let elapsed = ticks.saturating_sub(first.ticks);
+                let due = elapsed >= ms_to_ticks(self.target_ms, rate)
+                    || self.pending_bytes + data.len() > self.max_bytes
+                    || self.audio.len() >= MAX_PENDING_SAMPLES;
+                if due && let Some(seg) = self.cut(None)? {
+                    out.push(seg);
+                }
+            }
+        } else if self.audio.len() >= MAX_PENDING_SAMPLES {
+            warn!("too many audio frames without a video keyframe, dropping audio");
+            return Ok(());
+        }
+        self.pending_bytes += data.len();
+        self.audio.push(Sample {
+            ticks,
+            cts: 0,
+            keyframe: true,
+            data,
+        });
+        Ok(())
+    }
+
+    /// Cuts the pending samples into a segment. `end_video` is the decode time of the
+    /// sample that starts the next segment (the last video sample's duration ends there);
+    /// `None` takes everything (flush or audio-only).
+    fn cut(&mut self, end_video: Option<u64>) -> Result<Option<Segment>> {
+        let Some(layout) = self.layout.as_mut() else {
+            return Ok(None);
+        };
+        let rate = layout.audio.as_ref().map_or(48_000, |a| a.sample_rate);
+        let video = std::mem::take(&mut self.video);
+        let audio = match end_video {
+            Some(end) if !video.is_empty() => {
+                let end_us = ticks_to_us(end, VIDEO_TIMESCALE);
+                let split = self
+                    .audio
+                    .iter()
+                    .position(|s| ticks_to_us(s.ticks, rate) >= end_us)
+                    .unwrap_or(self.audio.len());
+                let rest = self.audio.split_off(split);
+                std::mem::replace(&mut self.audio, rest)
+            }
+            _ => std::mem::take(&mut self.audio),
+        };
+        self.pending_bytes = self.audio.iter().map(|s| s.data.len()).sum();
+        if video.is_empty() && audio.is_empty() {
+            return Ok(None);
+        }
+
+        let mut video_run = Vec::with_capacity(video.len());
+        for (i, s) in video.iter().enumerate() {
+            let duration = match (video.get(i + 1), end_video) {
+                (Some(next), _) => next.ticks - s.ticks,
+                (None, Some(end)) if end > s.ticks => end - s.ticks,
+                (None, _) => self.last_video_duration,
+            };
+            self.last_video_duration = duration.clamp(1, u64::from(VIDEO_TIMESCALE));
+            video_run.push(RunSample {
+                duration: u32::try_from(duration).unwrap_or(u32::MAX),
+                cts: s.cts,
+                keyframe: s.keyframe,
+                data: s.data.clone(),
+            });
+        }
+        let mut audio_run = Vec::with_capacity(audio.len());
+        for (i, s) in audio.iter().enumerate() {
+            let duration = audio
+                .get(i + 1)
+                .map_or(AAC_FRAME, |n| n.ticks.saturating_sub(s.ticks).max(1));
+            audio_run.push(RunSample {
+                duration: u32::try_from(duration).unwrap_or(u32::MAX),
+                cts: 0,
+                keyframe: true,
+                data: s.data.clone(),
+            });
+        }
+
+        // Start, end and duration on the microsecond timeline.
+        let v_start = video.first().map(|s| ticks_to_us(s.ticks, VIDEO_TIMESCALE));
+        let v_end = video
+            .last()
+            .zip(video_run.last())
+            .map(|(s, r)| ticks_to_us(s.ticks + u64::from(r.duration), VIDEO_TIMESCALE));
+        let a_start = audio.first().map(|s| ticks_to_us(s.ticks, rate));
+        let a_end = audio
+            .last()
+            .zip(audio_run.last())
+            .map(|(s, r)| ticks_to_us(s.ticks + u64::from(r.duration), rate));
+        let (start_us, end_us) = match (v_start, v_end) {
+            (Some(s), Some(e)) => (s, e),
+            _ => (a_start.unwrap_or(0), a_end.unwrap_or(0)),
+        };
+        let duration_us = end_us.saturating_sub(start_us);
+        let first_pts_us = video
+            .iter()
+            .map(|s| {
+                let pts = (s.ticks as i64 + i64::from(s.cts)).max(0);
+                ticks_to_us(pts as u64, VIDEO_TIMESCALE)
+            })
+            .min();
+        let start_pts_us = match (first_pts_us, a_start) {
+            (Some(v), Some(a)) => v.min(a),
+            (Some(v), None) => v,
+            (None, a) => a.unwrap_or(start_us),
+        };
+
+        let data = match layout.ts.as_mut() {
+            Some(ts) => {
+                let vf: Vec<TsFrame<'_>> = video
+                    .iter()
+                    .map(|s| TsFrame {
+                        dts: s.ticks,
+                        pts: (s.ticks as i64 + i64::from(s.cts)).max(0) as u64,
+                        keyframe: s.keyframe,
+                        data: &s.data,
+                    })
+                    .collect();
+                let af: Vec<TsFrame<'_>> = audio
+                    .iter()
+                    .map(|s| {
+                        let t = s.ticks.saturating_mul(90_000) / u64::from(rate.max(1));
+                        TsFrame {
+                            dts: t,
+                            pts: t,
+                            keyframe: true,
+                            data: &s.data,
+                        }
+                    })
+                    .collect();
+                ts.segment(&vf, &af)?
+            }
+            None => {
+                let mut runs = Vec::with_capacity(2);
+                let mut id = 1;
+                if layout.video.is_some() {
+                    runs.push(TrackRun {
+                        track_id: id,
+                        base_decode_time: video.first().map_or(0, |s| s.ticks),
+                        samples: &video_run,
+                    });
+                    id += 1;
+                }
+                if layout.audio.is_some() && !audio_run.is_empty() {
+                    runs.push(TrackRun {
+                        track_id: id,
+                        base_decode_time: audio.first().map_or(0, |s| s.ticks),
+                        samples: &audio_run,
+                    });
+                }
+                fmp4::media_segment(self.fragment, &runs)
+            }
+        };
+        self.fragment = self.fragment.wrapping_add(1).max(1);
+
+        let bps = (data.len() as u64 * 8)
+            .saturating_mul(1_000_000)
+            .checked_div(duration_us)
+            .unwrap_or(0);
+        self.peak_bps = self.peak_bps.max(bps);
+        let frame_rate_milli = u64::try_from(video.len())
+            .unwrap_or(0)
+            .saturating_mul(1_000_000_000)
+            .checked_div(v_end.unwrap_or(0).saturating_sub(v_start.unwrap_or(0)))
+            .unwrap_or(0);
+        let codecs: Vec<&str> = layout
+            .video
+            .iter()
+            .map(|v| v.codecs.as_str())
+            .chain(layout.audio.iter().map(|a| a.codecs.as_str()))
+            .collect();
+        let info = TrackInfo {
+            codecs: codecs.join(","),
+            width: layout.width,
+            height: layout.height,
+            frame_rate_milli: u32::try_from(frame_rate_milli).unwrap_or(0),
+            bandwidth: self.peak_bps,
+            video: layout.video.as_ref().map(|v| v.codec),
+            audio_sample_rate: layout.audio.as_ref().map_or(0, |a| a.sample_rate),
+            audio_channels: layout.audio.as_ref().map_or(0, |a| a.channels),
+        };
+        let segment = Segment {
+            stream: self.stream.clone(),
+            session: self.session,
+            rendition: "source".to_owned(),
+            sequence: self.timeline.next_sequence,
+            container: self.container,
+            init: layout.init.clone(),
+            data,
+            duration_us,
+            discontinuity: std::mem::take(&mut self.discontinuity),
+            start_pts_us,
+            info,
+        };
+        self.timeline.next_sequence += 1;
+        self.timeline.next_start_ms = self.timeline.next_start_ms.max(end_us.div_ceil(1000));
+        Ok(Some(segment))
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,239 @@
+use super::*;
+use crate::codec::tests::avcc;
+use std::time::Duration;
+
+fn video_config() -> Bytes {
+    let mut v = vec![0x17, 0, 0, 0, 0];
+    v.extend_from_slice(&avcc());
+    Bytes::from(v)
+}
+
+fn video_frame(key: bool, cts: u8) -> Bytes {
+    Bytes::from(vec![
+        if key { 0x17 } else { 0x27 },
+        1,
+        0,
+        0,
+        cts,
+        0,
+        0,
+        0,
+        2,
+        if key { 0x65 } else { 0x41 },
+        0,
+    ])
+}
+
+fn audio_config() -> Bytes {
+    Bytes::from_static(&[0xaf, 0, 0x11, 0x90])
+}
+
+fn audio_frame() -> Bytes {
+    Bytes::from_static(&[0xaf, 1, 0x21, 0x10, 0x04])
+}
+
+fn segmenter(target_ms: u64) -> Segmenter {
+    Segmenter::new(
+        "s".into(),
+        1,
+        Container::Fmp4,
+        Duration::from_millis(target_ms),
+        1 << 20,
+        Timeline::default(),
+    )
+}
+
+/// Feeds `seconds` of 30 fps video (GOP 60, B-frame style cts) and 48 kHz audio starting at
+/// raw timestamp `start`, interleaved in timestamp order.
+fn feed(s: &mut Segmenter, start: u32, seconds: u32, audio: bool) -> Vec<Segment> {
+    let mut out = Vec::new();
+    out.extend(s.video(start, &video_config()).unwrap());
+    if audio {
+        out.extend(s.audio(start, &audio_config()).unwrap());
+    }
+    let frames = seconds * 30;
+    let mut a = 0u32;
+    for i in 0..frames {
+        let t = start.wrapping_add(i * 1000 / 30);
+        while audio && a * 1024 * 1000 / 48000 <= i * 1000 / 30 {
+            let at = start.wrapping_add(a * 1024 * 1000 / 48000);
+            out.extend(s.audio(at, &audio_frame()).unwrap());
+            a += 1;
+        }
+        out.extend(s.video(t, &video_frame(i % 60 == 0, 66)).unwrap());
+    }
+    out.extend(s.flush().unwrap());
+    out
+}
+
+#[test]
+fn cuts_at_keyframes_near_target() {
+    let mut s = segmenter(2000);
+    let segs = feed(&mut s, 0, 7, true);
+    assert_eq!(
+        segs.len(),
+        4,
+        "{:?}",
+        segs.iter().map(|s| s.duration_us).collect::<Vec<_>>()
+    );
+    for seg in &segs[..3] {
+        assert!(
+            (1_990_000..=2_010_000).contains(&seg.duration_us),
+            "{}",
+            seg.duration_us
+        );
+        assert_eq!(seg.info.codecs, "avc1.64001e,mp4a.40.2");
+        assert_eq!((seg.info.width, seg.info.height), (640, 360));
+        assert!((29_900..=30_100).contains(&seg.info.frame_rate_milli));
+    }
+    assert!(segs[0].discontinuity);
+    assert!(segs[1..].iter().all(|s| !s.discontinuity));
+    assert_eq!(segs.iter().map(|s| s.sequence).collect::<Vec<_>>(), [0, 1, 2, 3]);
+    // The init segment is shared, not rebuilt.
+    let init = segs[0].init.clone().unwrap();
+    assert!(segs.iter().all(|s| s.init.as_ref().unwrap().as_ptr() == init.as_ptr()));
+    // Start times follow each other.
+    for w in segs.windows(2) {
+        let end = w[0].start_pts_us + w[0].duration_us;
+        assert!(w[1].start_pts_us.abs_diff(end) < 25_000);
+    }
+    assert!(s.timeline().next_start_ms >= 6_900);
+}
+
+#[test]
+fn one_second_target() {
+    let mut s = segmenter(1000);
+    let segs = feed(&mut s, 0, 5, true);
+    assert_eq!(segs.len(), 3); // keyframes every 2 s
+    let mut s = segmenter(1000);
+    let mut out = Vec::new();
+    out.extend(s.video(0, &video_config()).unwrap());
+    for i in 0..150u32 {
+        out.extend(s.video(i * 1000 / 30, &video_frame(i % 30 == 0, 0)).unwrap());
+    }
+    assert_eq!(out.len(), 4);
+    assert!(out.iter().all(|s| (980_000..=1_020_000).contains(&s.duration_us)));
+}
+
+#[test]
+fn timestamp_wrap_is_continuous() {
+    let mut s = segmenter(2000);
+    let segs = feed(&mut s, u32::MAX - 3000, 7, true);
+    assert_eq!(segs.len(), 4);
+    for seg in &segs[..3] {
+        assert!((1_990_000..=2_010_000).contains(&seg.duration_us));
+    }
+}
+
+#[test]
+fn jumps_are_rebased() {
+    let mut s = segmenter(1000);
+    let mut out = Vec::new();
+    out.extend(s.video(0, &video_config()).unwrap());
+    for i in 0..60u32 {
+        out.extend(s.video(i * 1000 / 30, &video_frame(i % 30 == 0, 0)).unwrap());
+    }
+    // Forward jump of an hour, then backwards by 10 minutes.
+    for i in 0..60u32 {
+        out.extend(
+            s.video(3_600_000 + i * 1000 / 30, &video_frame(i % 30 == 0, 0))
+                .unwrap(),
+        );
+    }
+    for i in 0..60u32 {
+        out.extend(
+            s.video(3_000_000 + i * 1000 / 30, &video_frame(i % 30 == 0, 0))
+                .unwrap(),
+        );
+    }
+    out.extend(s.flush().unwrap());
+    // 6 s of frames in 1 s GOPs; a rebase lands a keyframe just short of the target, so
+    // some segments hold two GOPs, but none spans a jump.
+    assert!(out.len() >= 4, "{}", out.len());
+    let total: u64 = out.iter().map(|s| s.duration_us).sum();
+    assert!((5_900_000..=6_100_000).contains(&total), "{total}");
+    for seg in &out {
+        assert!(seg.duration_us < 2_100_000, "{}", seg.duration_us);
+    }
+    let ends: Vec<u64> = out.iter().map(|s| s.start_pts_us).collect();
+    assert!(ends.windows(2).all(|w| w[1] > w[0]));
+}
+
+#[test]
+fn audio_only_cuts_by_duration() {
+    let mut s = segmenter(2000);
+    let mut out = Vec::new();
+    out.extend(s.audio(0, &audio_config()).unwrap());
+    for i in 0..500u32 {
+        out.extend(s.audio(i * 1024 * 1000 / 48000, &audio_frame()).unwrap());
+    }
+    out.extend(s.flush().unwrap());
+    assert!(out.len() >= 4);
+    assert_eq!(out[0].info.codecs, "mp4a.40.2");
+    for seg in &out[..out.len() - 1] {
+        assert!(
+            (2_000_000..=2_030_000).contains(&seg.duration_us),
+            "{}",
+            seg.duration_us
+        );
+    }
+}
+
+#[test]
+fn config_change_marks_discontinuity() {
+    let mut s = segmenter(1000);
+    let mut out = feed(&mut s, 0, 2, false);
+    let n = out.len();
+    // Same config again: nothing changes. A changed record: new init + discontinuity.
+    out.extend(s.video(2000, &video_config()).unwrap());
+    let mut changed = video_config().to_vec();
+    changed[6] = 0x4d; // profile byte in the record header
+    out.extend(s.video(2000, &Bytes::from(changed)).unwrap());
+    for i in 0..40u32 {
+        out.extend(s.video(2000 + i * 33, &video_frame(i % 30 == 0, 0)).unwrap());
+    }
+    out.extend(s.flush().unwrap());
+    assert!(out.len() > n);
+    assert!(out[n].discontinuity);
+    assert_ne!(out[n].init, out[0].init);
+}
+
+#[test]
+fn ts_container() {
+    let mut s = Segmenter::new(
+        "s".into(),
+        1,
+        Container::Ts,
+        Duration::from_secs(2),
+        1 << 20,
+        Timeline::default(),
+    );
+    let segs = feed(&mut s, 0, 5, true);
+    assert_eq!(segs.len(), 3);
+    for seg in &segs {
+        assert!(seg.init.is_none());
+        assert_eq!(seg.data.len() % 188, 0);
+    }
+}
+
+#[test]
+fn garbage_tags_never_panic() {
+    let mut s = segmenter(1000);
+    let _ = s.video(0, &video_config());
+    let _ = s.audio(0, &audio_config());
+    let mut x: u32 = 12345;
+    for i in 0..20_000u32 {
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        let len = (x % 40) as usize;
+        let body: Vec<u8> = (0..len).map(|j| (x >> (j % 24)) as u8).collect();
+        let body = Bytes::from(body);
+        if i % 2 == 0 {
+            let _ = s.video(x, &body);
+        } else {
+            let _ = s.audio(x, &body);
+        }
+    }
+    let _ = s.flush();
+}

@@ -1,0 +1,191 @@
+//! End-to-end: real ffmpeg publishes over RTMP; segments must come out near the target
+//! duration and decode cleanly with ffprobe/ffmpeg.
+
+#![allow(clippy::unwrap_used)] // test helpers outside #[test] fns
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use ingest::{Container, IngestConfig, IngestEvent};
+
+fn assert_duration(seg: &ingest::Segment, target_us: u64) {
+    assert!(
+        seg.duration_us.abs_diff(target_us) <= 60_000,
+        "segment {} lasts {} us, target {} us",
+        seg.sequence,
+        seg.duration_us,
+        target_us
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn h264_aac_48k_two_second_segments_decode() {
+    let mut h = start(config()).await;
+    let ff = ffmpeg(&h.url(KEY), 7, 30, 60, 48_000);
+    match h.event(15).await {
+        IngestEvent::Publishing { stream, .. } => assert_eq!(stream, STREAM),
+        other => panic!("expected Publishing, got {other:?}"),
+    }
+    let mut segs = Vec::new();
+    for _ in 0..3 {
+        segs.push(h.segment(15).await);
+    }
+    let (ok, err) = finish(ff, 20).await;
+    assert!(ok, "ffmpeg failed: {err}");
+    for (i, s) in segs.iter().enumerate() {
+        assert_eq!(s.sequence, i as u64);
+        assert_eq!(s.stream, STREAM);
+        assert_eq!(s.rendition, "source");
+        assert_eq!(s.discontinuity, i == 0);
+        assert_eq!(s.info.codecs, "avc1.64001e,mp4a.40.2");
+        assert_eq!((s.info.width, s.info.height), (640, 360));
+        assert_eq!(s.info.audio_sample_rate, 48_000);
+        assert!((29_000..=31_000).contains(&s.info.frame_rate_milli), "{:?}", s.info);
+        assert!(s.info.bandwidth > 0);
+        assert_duration(s, 2_000_000);
+        assert_decodes(s, &["h264", "aac"]).await;
+    }
+    // The init segment is the same allocation while unchanged.
+    let init = segs[0].init.as_ref().unwrap();
+    assert!(segs.iter().all(|s| s.init.as_ref().unwrap().as_ptr() == init.as_ptr()));
+    // Publisher gone: the partial segment is flushed, then Unpublished.
+    let mut saw_unpublished = false;
+    while !saw_unpublished {
+        match h.event(10).await {
+            IngestEvent::Segment(s) => assert_decodes(&s, &["h264", "aac"]).await,
+            IngestEvent::Unpublished { stream, .. } => {
+                assert_eq!(stream, STREAM);
+                saw_unpublished = true;
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn audio_44k_60fps_one_second_target() {
+    let cfg = IngestConfig {
+        target_duration: Duration::from_secs(1),
+        ..config()
+    };
+    let mut h = start(cfg).await;
+    let ff = ffmpeg(&h.url(KEY), 5, 60, 60, 44_100);
+    let mut segs = Vec::new();
+    for _ in 0..3 {
+        segs.push(h.segment(15).await);
+    }
+    let (ok, err) = finish(ff, 20).await;
+    assert!(ok, "ffmpeg failed: {err}");
+    for s in &segs {
+        assert_duration(s, 1_000_000);
+        assert_eq!(s.info.audio_sample_rate, 44_100);
+        assert!((59_000..=61_000).contains(&s.info.frame_rate_milli), "{:?}", s.info);
+        assert_decodes(s, &["h264", "aac"]).await;
+    }
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mpeg_ts_container_decodes() {
+    let cfg = IngestConfig {
+        container: Container::Ts,
+        target_duration: Duration::from_secs(1),
+        ..config()
+    };
+    let mut h = start(cfg).await;
+    let ff = ffmpeg(&h.url(KEY), 4, 30, 30, 48_000);
+    let mut segs = Vec::new();
+    for _ in 0..2 {
+        segs.push(h.segment(15).await);
+    }
+    let (ok, err) = finish(ff, 20).await;
+    assert!(ok, "ffmpeg failed: {err}");
+    for s in &segs {
+        assert!(s.init.is_none());
+        assert_eq!(s.data.len() % 188, 0);
+        assert_duration(s, 1_000_000);
+        assert_decodes(s, &["h264", "aac"]).await;
+    }
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_key_is_refused() {
+    let mut h = start(config()).await;
+    let ff = ffmpeg(&h.url("not-the-key"), 3, 30, 60, 48_000);
+    let (ok, _) = finish(ff, 20).await;
+    assert!(!ok, "ffmpeg should fail with a wrong key");
+    assert!(h.rx.try_recv().is_err(), "no event for a refused publish");
+    let rest = h.stop().await;
+    assert!(rest.is_empty(), "{rest:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reconnect_continues_with_discontinuity() {
+    let cfg = IngestConfig {
+        target_duration: Duration::from_secs(1),
+        ..config()
+    };
+    let mut h = start(cfg).await;
+    let ff = ffmpeg(&h.url(KEY), 3, 30, 30, 48_000);
+    let (ok, err) = finish(ff, 20).await;
+    assert!(ok, "{err}");
+    let mut first = Vec::new();
+    let session1 = loop {
+        match h.event(10).await {
+            IngestEvent::Segment(s) => first.push(s),
+            IngestEvent::Unpublished { session, .. } => break session,
+            IngestEvent::Publishing { .. } => {}
+        }
+    };
+    assert!(first.len() >= 2);
+    let ff = ffmpeg(&h.url(KEY), 3, 30, 30, 48_000);
+    let session2 = match h.event(15).await {
+        IngestEvent::Publishing { session, .. } => session,
+        other => panic!("expected Publishing, got {other:?}"),
+    };
+    assert_ne!(session1, session2);
+    let s = h.segment(15).await;
+    let (ok, err) = finish(ff, 20).await;
+    assert!(ok, "{err}");
+    assert!(s.discontinuity);
+    assert_eq!(s.session, session2);
+    let last = first.last().unwrap();
+    assert_eq!(s.sequence, last.sequence + 1);
+    assert!(s.start_pts_us >= last.start_pts_us + last.duration_us - 100_000);
+    assert_decodes(&s, &["h264", "aac"]).await;
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn second_publisher_cannot_hijack_and_shutdown_flushes() {
+    let cfg = IngestConfig {
+        target_duration: Duration::from_secs(1),
+        ..config()
+    };
+    let mut h = start(cfg).await;
+    let owner = ffmpeg(&h.url(KEY), 20, 30, 30, 48_000);
+    let owner_session = match h.event(15).await {
+        IngestEvent::Publishing { session, .. } => session,
+        other => panic!("expected Publishing, got {other:?}"),
+    };
+    let _ = h.segment(15).await;
+    let hijacker = ffmpeg(&h.url(KEY), 2, 30, 30, 48_000);
+    let (ok, _) = finish(hijacker, 20).await;
+    assert!(!ok, "second publisher must be refused");
+    // The owner keeps going.
+    let s = h.segment(10).await;
+    assert_eq!(s.session, owner_session);
+    // Shutdown while live: the partial segment and Unpublished come out before serve returns.
+    let rest = h.stop().await;
+    let segs = rest.iter().filter(|e| matches!(e, IngestEvent::Segment(_))).count();
+    assert!(segs >= 1, "{rest:?}");
+    assert!(matches!(rest.last(), Some(IngestEvent::Unpublished { session, .. }) if *session == owner_session));
+    if let Some(IngestEvent::Segment(s)) = rest.iter().rev().find(|e| matches!(e, IngestEvent::Segment(_))) {
+        assert_decodes(s, &["h264", "aac"]).await;
+    }
+    let (_ok, _) = finish(owner, 20).await;
+}
