@@ -1,6 +1,6 @@
 //! Canonical JSON: the byte encoding that is signed and hashed.
 //!
-//! Rules (docs/PROTOCOL.md §3): UTF-8, no white space, object keys sorted by byte value, no
+//! Rules (docs/PROTOCOL.md §4): UTF-8, no white space, object keys sorted by byte value, no
 //! duplicate keys, numbers are non-negative integers up to 2^53-1 written in shortest decimal
 //! form, no `null`, strings escaped exactly as ECMAScript `JSON.stringify` does (`\"`, `\\`,
 //! `\b \f \n \r \t`, other controls as `\u00xx` lower-case, everything else literal). A browser

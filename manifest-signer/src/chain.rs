@@ -59,7 +59,7 @@ impl ManifestChain {
 
     /// Accept an already signature-checked manifest of this stream.
     ///
-    /// Rules (docs/PROTOCOL.md §6): a sequence number seen before with another id is
+    /// Rules (docs/PROTOCOL.md §8): a sequence number seen before with another id is
     /// equivocation (both kept); a sequence number not above the latest is a replay; the
     /// successor of the latest must name it in `prev`; the log never shrinks, and a log of the
     /// same size keeps the same root. A gap in sequence numbers is accepted (gossip loses

@@ -132,7 +132,7 @@ impl StreamKey {
         Ok(StreamKey { signing })
     }
 
-    /// Write the key as PKCS#8 PEM (readable by `openssl pkey`), created with mode 0600.
+    /// Write the key as PKCS#8 v2 PEM (RFC 8410; keys from `openssl genpkey -algorithm ed25519` also load), mode 0600.
     /// Refuses to overwrite an existing file.
     pub fn save(&self, path: &Path) -> Result<()> {
         let pem = self.signing.to_pkcs8_pem(LineEnding::LF).map_err(|e| Error::BadKey {

@@ -1,5 +1,5 @@
 //! Deterministic HLS playlists rendered from a MANIFEST_ROOT: every node serves byte-identical
-//! playlists for the same signed manifest (docs/PROTOCOL.md §7).
+//! playlists for the same signed manifest (docs/PROTOCOL.md §10).
 //!
 //! Paths are relative to `/streams/<stream_id>/`: `master.m3u8`, `<rendition>.m3u8`,
 //! `seg/<hash>.m4s|ts`, `seg/<hash>.mp4` (init).

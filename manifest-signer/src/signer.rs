@@ -306,6 +306,8 @@ impl StreamSigner {
             .or_else(|| self.latest_next_seq(&seg.rendition))
             .unwrap_or(0);
         let r = &mut self.renditions[idx];
+        // The very first segment of a rendition has nothing to be discontinuous with.
+        disc &= seq > 0;
         r.init = init;
         let entry = SegmentRef {
             seq,

@@ -1,5 +1,5 @@
 //! The on-disk layout of one stream, which is also its HTTP layout, so any static file server
-//! can mirror a stream (docs/PROTOCOL.md §8):
+//! can mirror a stream (docs/PROTOCOL.md §11):
 //!
 //! ```text
 //! DATA/streams/<stream_id>/manifest.json   latest MANIFEST_ROOT (canonical wire bytes)

@@ -542,7 +542,7 @@ pub fn generate() -> Result<Vec<Vector>> {
     // Deterministic playlists.
     out.push(case(
         "playlist-render",
-        "the playlists every node serves for manifest-ok-second (byte-identical)",
+        "the playlists every node serves for the seq 2 manifest of chain-ok (byte-identical)",
         "playlist",
         json!("ok"),
         obj(json!({
