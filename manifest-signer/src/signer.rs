@@ -60,6 +60,43 @@ pub struct NewSegment {
     pub info: RenditionInfo,
 }
 
+fn next_seqs(entries: &[LogEntry]) -> HashMap<String, u64> {
+    let mut next = HashMap::new();
+    for e in entries {
+        let n = next.entry(e.rendition.clone()).or_insert(0);
+        *n = (*n).max(e.segment.seq + 1);
+    }
+    next
+}
+
+fn check_segment(seg: &NewSegment) -> Result<()> {
+    check_rendition_name(&seg.rendition)?;
+    if seg.data.len() as u64 > limits::MAX_SEGMENT_BYTES {
+        return Err(Error::oversize(
+            "segment",
+            seg.data.len(),
+            limits::MAX_SEGMENT_BYTES as usize,
+        ));
+    }
+    if seg.duration_us == 0 || seg.duration_us > limits::MAX_TARGET_DURATION_S * 1_000_000 {
+        return Err(Error::Malformed(format!(
+            "segment duration {} us is outside (0, 60 s]",
+            seg.duration_us
+        )));
+    }
+    match (&seg.init, seg.container) {
+        (Some(bytes), Container::Fmp4) if bytes.len() as u64 > limits::MAX_INIT_BYTES => Err(Error::oversize(
+            "init segment",
+            bytes.len(),
+            limits::MAX_INIT_BYTES as usize,
+        )),
+        (Some(_), Container::Fmp4) | (None, Container::Ts) => Ok(()),
+        _ => Err(Error::Malformed(
+            "fmp4 segments need an init segment, ts segments have none".into(),
+        )),
+    }
+}
+
 /// Owns one stream's signing state. One per stream, one owner.
 #[derive(Debug)]
 pub struct StreamSigner {
@@ -74,6 +111,9 @@ pub struct StreamSigner {
     refs: HashMap<Hash, usize>,
     /// Renditions whose next segment starts a discontinuity (after a restart of the signer).
     pending_disc: HashSet<String>,
+    /// Next media sequence number per rendition: above everything in the log, even entries a
+    /// crash left unsigned, so no number is ever used twice.
+    next_seq: HashMap<String, u64>,
     announce_seq: Option<u64>,
 }
 
@@ -110,6 +150,7 @@ impl StreamSigner {
             store,
             cfg,
             pending_disc: renditions.iter().map(|r| r.name.clone()).collect(),
+            next_seq: next_seqs(&entries),
             latest,
             renditions,
             log,
@@ -142,6 +183,18 @@ impl StreamSigner {
 
     /// Store, log and sign a batch of finished segments as one new MANIFEST_ROOT.
     pub fn publish(&mut self, batch: Vec<NewSegment>) -> Result<Signed<ManifestRoot>> {
+        // Check everything before changing anything: a bad segment must not leave half a batch applied.
+        let mut new_renditions = HashSet::new();
+        for seg in &batch {
+            check_segment(seg)?;
+            if !self.renditions.iter().any(|r| r.name == seg.rendition) {
+                new_renditions.insert(seg.rendition.as_str());
+            }
+        }
+        let total = self.renditions.len() + new_renditions.len();
+        if total > limits::MAX_RENDITIONS {
+            return Err(Error::oversize("renditions", total, limits::MAX_RENDITIONS));
+        }
         let mut entries = Vec::with_capacity(batch.len());
         for seg in batch {
             entries.push(self.add_segment(seg)?);
@@ -204,29 +257,8 @@ impl StreamSigner {
     }
 
     fn add_segment(&mut self, seg: NewSegment) -> Result<LogEntry> {
-        check_rendition_name(&seg.rendition)?;
-        if seg.data.len() as u64 > limits::MAX_SEGMENT_BYTES {
-            return Err(Error::oversize(
-                "segment",
-                seg.data.len(),
-                limits::MAX_SEGMENT_BYTES as usize,
-            ));
-        }
-        if seg.duration_us == 0 || seg.duration_us > limits::MAX_TARGET_DURATION_S * 1_000_000 {
-            return Err(Error::Malformed(format!(
-                "segment duration {} us is outside (0, 60 s]",
-                seg.duration_us
-            )));
-        }
         let init = match (&seg.init, seg.container) {
             (Some(bytes), Container::Fmp4) => {
-                if bytes.len() as u64 > limits::MAX_INIT_BYTES {
-                    return Err(Error::oversize(
-                        "init segment",
-                        bytes.len(),
-                        limits::MAX_INIT_BYTES as usize,
-                    ));
-                }
                 let blob = BlobRef {
                     hash: Hash::of(bytes),
                     size: bytes.len() as u64,
@@ -234,12 +266,7 @@ impl StreamSigner {
                 self.store.put_blob(&init_path(&blob.hash), bytes)?;
                 Some(blob)
             }
-            (None, Container::Ts) => None,
-            _ => {
-                return Err(Error::Malformed(
-                    "fmp4 segments need an init segment, ts segments have none".into(),
-                ));
-            }
+            _ => None,
         };
         let hash = Hash::of(&seg.data);
         self.store.put_blob(&segment_path(&hash, seg.container), &seg.data)?;
@@ -247,13 +274,6 @@ impl StreamSigner {
         let idx = match self.renditions.iter().position(|r| r.name == seg.rendition) {
             Some(i) => i,
             None => {
-                if self.renditions.len() >= limits::MAX_RENDITIONS {
-                    return Err(Error::oversize(
-                        "renditions",
-                        self.renditions.len() + 1,
-                        limits::MAX_RENDITIONS,
-                    ));
-                }
                 self.renditions.push(Rendition {
                     name: seg.rendition.clone(),
                     container: seg.container,
@@ -299,12 +319,10 @@ impl StreamSigner {
         if info.bandwidth.is_some() {
             r.bandwidth = info.bandwidth;
         }
-        let seq = r
-            .segments
-            .last()
-            .map(|s| s.seq + 1)
-            .or_else(|| self.latest_next_seq(&seg.rendition))
-            .unwrap_or(0);
+        let window_next = r.segments.last().map_or(0, |s| s.seq + 1);
+        let next = self.next_seq.entry(seg.rendition.clone()).or_insert(0);
+        let seq = window_next.max(*next);
+        *next = seq + 1;
         let r = &mut self.renditions[idx];
         // The very first segment of a rendition has nothing to be discontinuous with.
         disc &= seq > 0;
@@ -319,11 +337,15 @@ impl StreamSigner {
             init: init.map(|b| b.hash),
         };
         r.segments.push(entry.clone());
-        if r.container == Container::Ts {
-            r.segments.retain(|s| s.init.is_none());
-        } else {
-            r.segments.retain(|s| s.init.is_some());
-        }
+        // After a container switch only segments of the new container stay in the window.
+        let is_ts = r.container == Container::Ts;
+        let dropped_discs = r
+            .segments
+            .iter()
+            .filter(|s| s.init.is_none() != is_ts && s.disc)
+            .count() as u64;
+        r.segments.retain(|s| s.init.is_none() == is_ts);
+        r.disc_seq += dropped_discs;
         while r.segments.len() > window {
             let dropped = r.segments.remove(0);
             if dropped.disc {
@@ -334,15 +356,6 @@ impl StreamSigner {
             rendition: seg.rendition,
             segment: entry,
         })
-    }
-
-    /// Next media sequence number of a rendition whose window is empty: continue from the log.
-    fn latest_next_seq(&self, rendition: &str) -> Option<u64> {
-        self.retained
-            .iter()
-            .rev()
-            .find(|e| e.rendition == rendition)
-            .map(|e| e.segment.seq + 1)
     }
 
     fn sign_and_store(&mut self) -> Result<Signed<ManifestRoot>> {

@@ -7,7 +7,7 @@
 //! and signs one new MANIFEST_ROOT for the batch. File-system events trigger scans; a periodic
 //! rescan covers lost events. Old segments deleted by the packager are already in the store.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
 use std::sync::mpsc;
@@ -18,7 +18,7 @@ use notify::{RecursiveMode, Watcher as _};
 
 use crate::objects::{Container, ManifestRoot, Signed, limits};
 use crate::signer::{NewSegment, RenditionInfo, StreamSigner};
-use crate::{Error, Result, now_ms};
+use crate::{Error, Hash, Result, now_ms};
 
 /// Largest playlist read.
 const MAX_PLAYLIST_BYTES: u64 = 1024 * 1024;
@@ -174,7 +174,16 @@ impl DirWatcher {
                 .map(Path::to_path_buf)
                 .unwrap_or_else(|| self.dir.clone());
             let track = self.tracks.entry(name.clone()).or_default();
-            let (segs, update) = collect_new(&self.dir, &base, &name, pl, info, track)?;
+            // After a restart nothing is remembered: skip what the signed window already holds.
+            let known: HashSet<Hash> = match (&track.last, self.signer.latest()) {
+                (None, Some(m)) => m
+                    .body
+                    .rendition(&name)
+                    .map(|r| r.segments.iter().map(|s| s.hash).collect())
+                    .unwrap_or_default(),
+                _ => HashSet::new(),
+            };
+            let (segs, update) = collect_new(&self.dir, &base, &name, pl, info, track, &known)?;
             all_ended &= pl.end_list && segs.is_empty();
             batch.extend(segs);
             updates.push((name, update));
@@ -275,6 +284,7 @@ fn collect_new(
     pl: &MediaPlaylist,
     info: &RenditionInfo,
     track: &Track,
+    known: &HashSet<Hash>,
 ) -> Result<(Vec<NewSegment>, TrackUpdate)> {
     let mut update = TrackUpdate {
         last: None,
@@ -362,11 +372,14 @@ fn collect_new(
             }
             None => None,
         };
+        if !known.is_empty() && known.contains(&Hash::of(&data)) {
+            update.last = Some(key.clone());
+            update.seen.push(key.clone());
+            continue;
+        }
         let duration_us = (f64::from(s.duration) * 1_000_000.0).round() as u64;
-        let pdt_ms = s
-            .program_date_time
-            .map(|t| t.timestamp_millis().max(0) as u64)
-            .unwrap_or_else(|| now_ms().saturating_sub(duration_us / 1000));
+        // Without a packager PDT the wall clock is filled in below, segment by segment.
+        let pdt_ms = s.program_date_time.map(|t| t.timestamp_millis().max(0) as u64);
         out.push(NewSegment {
             rendition: name.to_string(),
             container: if init.is_some() { Container::Fmp4 } else { Container::Ts },
@@ -374,11 +387,18 @@ fn collect_new(
             init,
             duration_us,
             discontinuity: s.discontinuity || (lost_track && out.is_empty()),
-            pdt_ms: Some(pdt_ms),
+            pdt_ms,
             info: info.clone(),
         });
         update.last = Some(key.clone());
         update.seen.push(key.clone());
+    }
+    // Segments without a packager PDT end back to back at "now".
+    let mut end = now_ms();
+    for seg in out.iter_mut().rev() {
+        let start = seg.pdt_ms.unwrap_or_else(|| end.saturating_sub(seg.duration_us / 1000));
+        seg.pdt_ms = Some(start);
+        end = start;
     }
     Ok((out, update))
 }

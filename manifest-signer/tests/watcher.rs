@@ -49,6 +49,12 @@ fn signs_only_listed_segments_and_survives_deletion_and_restarts() {
     );
     assert!(w.scan().unwrap().is_none(), "nothing new, nothing signed");
 
+    // A restarted signer does not sign again what its window already holds.
+    drop(w);
+    let signer = StreamSigner::open(key(), data.path(), SignerConfig::default()).unwrap();
+    let mut w = DirWatcher::new(hls.path().to_path_buf(), signer).unwrap();
+    assert!(w.scan().unwrap().is_none(), "restart re-signed segments it had signed");
+
     // The packager finishes a2, lists it, and deletes a0.
     std::fs::write(hls.path().join("a2.ts"), b"half written, now complete").unwrap();
     std::fs::remove_file(hls.path().join("a0.ts")).unwrap();
