@@ -26,6 +26,8 @@ pub enum LogFormat {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Run the node: RTMP ingest in, signed HLS out (into DATA_DIR/streams/<stream_id>/).
+    Run(RunArgs),
     /// Create a broadcaster key (the stream's identity). Never overwrites a key.
     Keygen(KeygenArgs),
     /// Sign the HLS output of an external packager (ffmpeg, nginx-rtmp, MediaMTX) as it is written.
@@ -86,4 +88,33 @@ pub struct VerifyArgs {
     /// Also verify every archived segment still present, not only the live window.
     #[arg(long)]
     pub archive: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// RTMP listen address for OBS (`rtmp://HOST:PORT/live/<stream key>`).
+    #[arg(long, env = "HLSWARM_RTMP", default_value = "0.0.0.0:1935")]
+    pub rtmp: std::net::SocketAddr,
+    /// Publish secret OBS must use as its stream key. Default: generated once and kept in
+    /// DATA_DIR/keys/publish.secret. Not the signing key.
+    #[arg(long, env = "HLSWARM_STREAM_KEY")]
+    pub stream_key: Option<String>,
+    /// Signing key; created there if missing. Default: DATA_DIR/keys/stream.key.
+    #[arg(long)]
+    pub key: Option<PathBuf>,
+    /// Title for the STREAM_ANNOUNCE.
+    #[arg(long, env = "HLSWARM_TITLE", default_value = "hlswarm stream")]
+    pub title: String,
+    /// Target segment duration in seconds (cut at the first keyframe after it).
+    #[arg(long, default_value_t = 2)]
+    pub segment_seconds: u64,
+    /// Package MPEG-TS instead of fMP4/CMAF (for legacy players).
+    #[arg(long)]
+    pub ts: bool,
+    /// Segments per rendition in the signed live window.
+    #[arg(long, default_value_t = 8)]
+    pub window: usize,
+    /// Segments kept on disk for the archive (DVR); 0 keeps all.
+    #[arg(long, default_value_t = 1800)]
+    pub retain: usize,
 }

@@ -3,6 +3,7 @@
 pub mod cli;
 mod keygen;
 pub mod logging;
+mod run;
 mod sign;
 mod verify;
 
@@ -15,6 +16,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     rt.block_on(async move {
         match cli.command {
+            Command::Run(args) => run::run(&cli.data_dir, args).await,
             Command::Keygen(args) => keygen::run(&cli.data_dir, args),
             Command::Sign(args) => sign::run(&cli.data_dir, args).await,
             Command::Verify(args) => verify::run(&cli.data_dir, args).await,
