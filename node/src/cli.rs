@@ -26,7 +26,7 @@ pub enum LogFormat {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run the node: RTMP ingest in, signed HLS out (into DATA_DIR/streams/<stream_id>/).
+    /// Run the node: RTMP ingest in, signed HLS out, served over HTTP with the watch page.
     Run(RunArgs),
     /// Create a broadcaster key (the stream's identity). Never overwrites a key.
     Keygen(KeygenArgs),
@@ -90,31 +90,49 @@ pub struct VerifyArgs {
     pub archive: bool,
 }
 
-#[derive(Debug, Args)]
+#[derive(Debug, Default, Args)]
 pub struct RunArgs {
-    /// RTMP listen address for OBS (`rtmp://HOST:PORT/live/<stream key>`).
-    #[arg(long, env = "HLSWARM_RTMP", default_value = "0.0.0.0:1935")]
-    pub rtmp: std::net::SocketAddr,
+    /// TOML config file (see hlswarm.example.toml). Default: DATA_DIR/hlswarm.toml if it exists.
+    #[arg(long, env = "HLSWARM_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// RTMP listen address for OBS (`rtmp://HOST:PORT/live/<stream key>`). Default 0.0.0.0:1935.
+    #[arg(long, env = "HLSWARM_RTMP")]
+    pub rtmp: Option<std::net::SocketAddr>,
+    /// Run without RTMP ingest.
+    #[arg(long)]
+    pub no_rtmp: bool,
     /// Publish secret OBS must use as its stream key. Default: generated once and kept in
     /// DATA_DIR/keys/publish.secret. Not the signing key.
     #[arg(long, env = "HLSWARM_STREAM_KEY")]
     pub stream_key: Option<String>,
+    /// HTTP listen address (playlists, segments, watch page, dashboard). Default 0.0.0.0:8080.
+    #[arg(long, env = "HLSWARM_HTTP")]
+    pub http: Option<std::net::SocketAddr>,
+    /// Run without the HTTP origin.
+    #[arg(long)]
+    pub no_http: bool,
+    /// The URL viewers reach this node at; printed and put in the announce's hints.
+    #[arg(long, env = "HLSWARM_PUBLIC_URL")]
+    pub public_url: Option<String>,
     /// Signing key; created there if missing. Default: DATA_DIR/keys/stream.key.
     #[arg(long)]
     pub key: Option<PathBuf>,
-    /// Title for the STREAM_ANNOUNCE.
-    #[arg(long, env = "HLSWARM_TITLE", default_value = "hlswarm stream")]
-    pub title: String,
-    /// Target segment duration in seconds (cut at the first keyframe after it).
-    #[arg(long, default_value_t = 2)]
-    pub segment_seconds: u64,
+    /// Title for the STREAM_ANNOUNCE. Default "hlswarm stream".
+    #[arg(long, env = "HLSWARM_TITLE")]
+    pub title: Option<String>,
+    /// Lightning address (`name@host`) for tips, put in the announce.
+    #[arg(long, env = "HLSWARM_TIP")]
+    pub tip: Option<String>,
+    /// Target segment duration in seconds (cut at the first keyframe after it). Default 2.
+    #[arg(long)]
+    pub segment_seconds: Option<u64>,
     /// Package MPEG-TS instead of fMP4/CMAF (for legacy players).
     #[arg(long)]
     pub ts: bool,
-    /// Segments per rendition in the signed live window.
-    #[arg(long, default_value_t = 8)]
-    pub window: usize,
-    /// Segments kept on disk for the archive (DVR); 0 keeps all.
-    #[arg(long, default_value_t = 1800)]
-    pub retain: usize,
+    /// Segments per rendition in the signed live window. Default 8.
+    #[arg(long)]
+    pub window: Option<usize>,
+    /// Segments kept on disk for the archive (DVR); 0 keeps all. Default 1800.
+    #[arg(long)]
+    pub retain: Option<usize>,
 }

@@ -1,25 +1,35 @@
-//! `hlswarm run`: RTMP ingest in, signed HLS out. Each segment the ingest finishes is hashed,
-//! stored and signed into a new MANIFEST_ROOT before the next one is taken.
+//! `hlswarm run`: the whole node. RTMP ingest in; each finished segment is hashed, stored and
+//! signed into a new MANIFEST_ROOT before the next one is taken; the HTTP origin serves what is
+//! signed, with the watch page and the dashboard.
+//!
+//! Tasks: `ingest` (RTMP), `http` (origin), and the signer loop on this task. If `http` or
+//! `ingest` stops on its own, the node logs it and exits non-zero. On SIGINT/SIGTERM the ingest
+//! finishes and hands over the current segment, the loop signs it, then HTTP drains and stops.
 
 use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use manifest_signer::signer::{NewSegment, RenditionInfo, SignerConfig, StreamSigner};
-use manifest_signer::{Container, Hints, StreamKey, now_ms};
-use tokio::sync::mpsc;
+use manifest_signer::{Container, Hints, ManifestRoot, Signed, StreamKey, now_ms};
+use tokio::sync::{mpsc, watch};
 
+use crate::catalog::Catalog;
 use crate::cli::RunArgs;
+use crate::config::Config;
+use crate::http::{self, AppState, NodeInfo};
 use crate::keygen::default_key_path;
+use crate::metrics::Metrics;
 
 /// The one stream name the ingest maps the publish secret to.
 const STREAM: &str = "main";
 const ANNOUNCE_TTL_MS: u64 = 60 * 60 * 1000;
 
 pub async fn run(data_dir: &Path, args: RunArgs) -> anyhow::Result<ExitCode> {
-    let key_path = args.key.clone().unwrap_or_else(|| default_key_path(data_dir));
+    let cfg = Config::load(data_dir, &args)?;
+    let key_path = cfg.stream.key.clone().unwrap_or_else(|| default_key_path(data_dir));
     let (key, created) = StreamKey::load_or_create(&key_path)?;
     if created {
         eprintln!(
@@ -28,98 +38,305 @@ pub async fn run(data_dir: &Path, args: RunArgs) -> anyhow::Result<ExitCode> {
         );
     }
     let stream_id = key.stream_id();
-    let secret = match &args.stream_key {
-        Some(s) if !s.is_empty() => s.clone(),
-        _ => publish_secret(data_dir)?,
+    let signer_cfg = SignerConfig {
+        window: cfg.stream.window,
+        retain_segments: (cfg.stream.retain > 0).then_some(cfg.stream.retain),
+        target_duration: cfg.rtmp.segment_seconds,
     };
-    let cfg = SignerConfig {
-        window: args.window,
-        retain_segments: (args.retain > 0).then_some(args.retain),
-        target_duration: args.segment_seconds.clamp(1, 60),
+    let mut signer = StreamSigner::open(key, data_dir, signer_cfg).context("opening the stream store")?;
+
+    let metrics = Arc::new(Metrics::default());
+    let catalog = Arc::new(Catalog::new(
+        data_dir,
+        cfg.http.cache_mib * 1024 * 1024,
+        metrics.clone(),
+    ));
+    let loaded = catalog.load_from_disk();
+    tracing::info!(streams = loaded, "loaded signed streams from the data directory");
+
+    let (stop_tx, stop_rx) = watch::channel(false);
+    tokio::spawn(async move {
+        crate::shutdown_signal().await;
+        tracing::info!("stopping: finishing the current segment");
+        let _ = stop_tx.send(true);
+    });
+
+    // Bind everything before printing, so what is printed is what works.
+    let rtmp = match cfg.rtmp.enabled {
+        true => Some(
+            tokio::net::TcpListener::bind(cfg.rtmp.listen)
+                .await
+                .with_context(|| format!("binding RTMP on {}", cfg.rtmp.listen))?,
+        ),
+        false => None,
     };
-    let mut signer = StreamSigner::open(key, data_dir, cfg).context("opening the stream store")?;
-    let listener = tokio::net::TcpListener::bind(args.rtmp)
-        .await
-        .with_context(|| format!("binding RTMP on {}", args.rtmp))?;
-    let addr = listener.local_addr()?;
-    let host = if addr.ip().is_unspecified() {
-        "HOST".to_string()
-    } else {
-        addr.ip().to_string()
+    let http_listener = match cfg.http.enabled {
+        true => Some(
+            tokio::net::TcpListener::bind(cfg.http.listen)
+                .await
+                .with_context(|| format!("binding HTTP on {}", cfg.http.listen))?,
+        ),
+        false => None,
+    };
+    let rtmp_addr = rtmp.as_ref().map(|l| l.local_addr()).transpose()?;
+    let http_addr = http_listener.as_ref().map(|l| l.local_addr()).transpose()?;
+    let rtmp_url = rtmp_addr.map(|a| format!("rtmp://{}:{}/live", printable_host(a), a.port()));
+    let http_base = http_addr.and_then(|a| cfg.http_base(a));
+    let hints = Hints {
+        http: http_base.iter().cloned().collect(),
+        ..Hints::default()
+    };
+
+    let secret = match (&cfg.rtmp.stream_key, rtmp.is_some()) {
+        (Some(s), _) => Some(s.clone()),
+        (None, true) => Some(publish_secret(data_dir)?),
+        (None, false) => None,
     };
     println!("hlswarm node running");
     println!("  stream id   {stream_id}");
-    println!("  OBS server  rtmp://{host}:{}/live", addr.port());
-    println!("  stream key  {secret}");
-    println!(
-        "  signed HLS  {}",
-        signer.store().path(manifest_signer::playlist::MASTER).display()
-    );
-    println!("rtmp listening on {addr}");
+    if let (Some(url), Some(secret)) = (&rtmp_url, &secret) {
+        println!("  OBS server  {url}");
+        println!("  stream key  {secret}");
+    }
+    if let Some(a) = http_addr {
+        let base = http_base
+            .clone()
+            .unwrap_or_else(|| format!("http://{}:{}/", printable_host(a), a.port()));
+        println!("  watch       {base}watch/{stream_id}");
+        println!("  dashboard   {base}");
+        println!("  HLS         {base}streams/{stream_id}/master.m3u8");
+    }
+    if let Some(a) = rtmp_addr {
+        println!("rtmp listening on {a}");
+    }
+    if let Some(a) = http_addr {
+        println!("http listening on {a}");
+    }
 
-    let ingest_cfg = ingest::IngestConfig {
-        keys: vec![ingest::StreamKey {
-            key: secret,
-            stream: STREAM.into(),
-        }],
-        target_duration: Duration::from_secs(args.segment_seconds.clamp(1, 60)),
-        container: if args.ts {
-            ingest::Container::Ts
-        } else {
-            ingest::Container::Fmp4
-        },
-        ..ingest::IngestConfig::default()
+    // HTTP stops only after the signer loop has signed the last segment.
+    let (http_stop_tx, http_stop_rx) = watch::channel(false);
+    let mut http_task = match http_listener {
+        Some(l) => {
+            let state = AppState {
+                catalog: catalog.clone(),
+                node: Arc::new(NodeInfo { rtmp_url }),
+                started: Instant::now(),
+            };
+            let stop = wait_true(http_stop_rx);
+            Some(tokio::spawn(http::serve(l, state, stop)))
+        }
+        None => None,
     };
-    let (tx, mut rx) = mpsc::channel(16);
-    let ingest = tokio::spawn(ingest::serve(listener, ingest_cfg, tx, crate::shutdown_signal()));
 
-    let mut announced: Option<String> = None;
-    let mut announced_at = 0;
-    // The channel closes when the ingest returns (after flushing the partial segment on shutdown).
-    while let Some(event) = rx.recv().await {
-        match event {
-            ingest::IngestEvent::Publishing { session, .. } => tracing::info!(session, "publisher connected"),
-            ingest::IngestEvent::Unpublished { session, .. } => {
-                tracing::info!(session, "publisher gone: marking the stream ended");
-                if let Err(e) = tokio::task::block_in_place(|| signer.end()) {
-                    tracing::error!(error = %e, "cannot sign the end of the stream");
-                }
+    let (tx, mut rx) = mpsc::channel(16);
+    let mut ingest_task = match (rtmp, secret) {
+        (Some(listener), Some(secret)) => {
+            let ingest_cfg = ingest::IngestConfig {
+                keys: vec![ingest::StreamKey {
+                    key: secret,
+                    stream: STREAM.into(),
+                }],
+                target_duration: Duration::from_secs(cfg.rtmp.segment_seconds),
+                container: if cfg.rtmp.ts {
+                    ingest::Container::Ts
+                } else {
+                    ingest::Container::Fmp4
+                },
+                ..ingest::IngestConfig::default()
+            };
+            Some(tokio::spawn(ingest::serve(
+                listener,
+                ingest_cfg,
+                tx,
+                wait_true(stop_rx.clone()),
+            )))
+        }
+        _ => {
+            // No ingest: nothing will send; the loop below ends at the shutdown signal.
+            let stop = stop_rx.clone();
+            tokio::spawn(async move {
+                wait_true(stop).await;
+                drop(tx);
+            });
+            None
+        }
+    };
+
+    let mut node = Signing {
+        signer: &mut signer,
+        catalog: &catalog,
+        title: cfg.stream.title.clone(),
+        tip: cfg.stream.tip.clone(),
+        hints,
+        announced: None,
+        announced_at: 0,
+    };
+    node.announce_if_needed(true);
+    let mut failed = false;
+    loop {
+        tokio::select! {
+            event = rx.recv() => match event {
+                Some(event) => node.handle(event),
+                None => break,
+            },
+            res = join_opt(&mut http_task) => {
+                tracing::error!(task = "http", result = ?res.map(|r| r.map_err(|e| e.to_string())), "task stopped unexpectedly");
+                http_task = None;
+                failed = true;
+                break;
             }
-            ingest::IngestEvent::Segment(seg) => {
-                let new = to_new_segment(seg);
-                let signed = tokio::task::block_in_place(|| signer.publish(vec![new]));
-                match signed {
-                    Ok(m) => {
-                        tracing::info!(seq = m.body.seq, log = m.body.log.size, "signed MANIFEST_ROOT");
-                        let shape = format!(
-                            "{:?}",
-                            m.body
-                                .renditions
-                                .iter()
-                                .map(|r| (&r.codecs, &r.resolution))
-                                .collect::<Vec<_>>()
-                        );
-                        if announced.as_ref() != Some(&shape)
-                            || now_ms().saturating_sub(announced_at) > ANNOUNCE_TTL_MS / 2
-                        {
-                            match signer.announce(&args.title, Hints::default(), None, ANNOUNCE_TTL_MS) {
-                                Ok(_) => {
-                                    announced = Some(shape);
-                                    announced_at = now_ms();
-                                }
-                                Err(e) => tracing::error!(error = %e, "cannot sign STREAM_ANNOUNCE"),
-                            }
-                        }
+            res = join_opt(&mut ingest_task), if ingest_task.is_some() => {
+                ingest_task = None;
+                match res {
+                    Ok(Ok(())) => {}
+                    other => {
+                        tracing::error!(task = "ingest", result = ?other.map(|r| r.map_err(|e| e.to_string())), "task stopped unexpectedly");
+                        failed = true;
+                        break;
                     }
-                    // The node keeps running: a segment it cannot sign is dropped, never served unsigned.
-                    Err(e) => tracing::error!(error = %e, "cannot sign segment; dropped"),
                 }
             }
         }
     }
-    ingest.await.context("ingest task")?.context("RTMP ingest")?;
+    if let Some(t) = ingest_task {
+        match t.await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                tracing::error!(error = %e, "RTMP ingest failed");
+                failed = true;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "RTMP ingest task panicked");
+                failed = true;
+            }
+        }
+    }
+    let _ = http_stop_tx.send(true);
+    if let Some(t) = http_task {
+        match tokio::time::timeout(Duration::from_secs(10), t).await {
+            Ok(Ok(Ok(()))) => {}
+            Ok(other) => {
+                tracing::warn!(result = ?other.map(|r| r.map_err(|e| e.to_string())), "HTTP stopped with an error")
+            }
+            Err(_) => tracing::warn!("HTTP did not drain within 10 s"),
+        }
+    }
     tracing::info!("stopped");
-    Ok(ExitCode::SUCCESS)
+    Ok(if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+}
+
+/// The signer loop's state: signs what the ingest hands over and publishes it to the catalog.
+struct Signing<'a> {
+    signer: &'a mut StreamSigner,
+    catalog: &'a Catalog,
+    title: String,
+    tip: Option<String>,
+    hints: Hints,
+    announced: Option<String>,
+    announced_at: u64,
+}
+
+impl Signing<'_> {
+    fn handle(&mut self, event: ingest::IngestEvent) {
+        match event {
+            ingest::IngestEvent::Publishing { session, .. } => tracing::info!(session, "publisher connected"),
+            ingest::IngestEvent::Unpublished { session, .. } => {
+                tracing::info!(session, "publisher gone: marking the stream ended");
+                match tokio::task::block_in_place(|| self.signer.end()) {
+                    Ok(Some(m)) => self.offer(m),
+                    Ok(None) => {}
+                    Err(e) => tracing::error!(error = %e, "cannot sign the end of the stream"),
+                }
+            }
+            ingest::IngestEvent::Segment(seg) => {
+                let (rendition, data, init) = (seg.rendition.clone(), seg.data.clone(), seg.init.clone());
+                let new = to_new_segment(seg);
+                match tokio::task::block_in_place(|| self.signer.publish(vec![new])) {
+                    Ok(m) => {
+                        tracing::info!(seq = m.body.seq, log = m.body.log.size, "signed MANIFEST_ROOT");
+                        self.catalog.metrics().signed(1);
+                        self.cache(&m.body, &rendition, data, init);
+                        self.offer(m);
+                        self.announce_if_needed(false);
+                    }
+                    // A segment that cannot be signed is dropped, never served unsigned.
+                    Err(e) => {
+                        self.catalog.metrics().ingest_dropped();
+                        tracing::error!(code = e.code(), error = %e, "cannot sign segment; dropped");
+                    }
+                }
+            }
+        }
+    }
+
+    /// Keep the segment just signed in memory: every live viewer asks for it next.
+    fn cache(&self, m: &ManifestRoot, rendition: &str, data: bytes::Bytes, init: Option<bytes::Bytes>) {
+        let Some(r) = m.rendition(rendition) else { return };
+        let cache = self.catalog.cache();
+        if let Some(s) = r.segments.last() {
+            cache.put(s.hash, r.container.media_ext(), data);
+        }
+        if let (Some(i), Some(bytes)) = (&r.init, init) {
+            cache.put(i.hash, manifest_signer::objects::INIT_EXT, bytes);
+        }
+    }
+
+    fn offer(&self, m: Signed<ManifestRoot>) {
+        if let Err(e) = self.catalog.offer_manifest(m) {
+            tracing::error!(code = e.code(), error = %e, "own manifest refused by the catalog");
+        }
+    }
+
+    /// Sign a STREAM_ANNOUNCE when the renditions changed or half its lifetime has passed.
+    fn announce_if_needed(&mut self, startup: bool) {
+        let Some(m) = self.signer.latest() else { return };
+        let shape = format!(
+            "{:?}",
+            m.body
+                .renditions
+                .iter()
+                .map(|r| (&r.name, &r.codecs, &r.resolution))
+                .collect::<Vec<_>>()
+        );
+        let fresh = now_ms().saturating_sub(self.announced_at) <= ANNOUNCE_TTL_MS / 2;
+        if !startup && self.announced.as_ref() == Some(&shape) && fresh {
+            return;
+        }
+        let signed = tokio::task::block_in_place(|| {
+            self.signer
+                .announce(&self.title, self.hints.clone(), self.tip.clone(), ANNOUNCE_TTL_MS)
+        });
+        match signed {
+            Ok(a) => {
+                self.announced = Some(shape);
+                self.announced_at = now_ms();
+                if let Err(e) = self.catalog.offer_announce_wire(&a.body.stream, a.wire()) {
+                    tracing::error!(code = e.code(), error = %e, "own announce refused by the catalog");
+                }
+            }
+            Err(e) => tracing::error!(code = e.code(), error = %e, "cannot sign STREAM_ANNOUNCE"),
+        }
+    }
+}
+
+async fn wait_true(mut rx: watch::Receiver<bool>) {
+    let _ = rx.wait_for(|v| *v).await;
+}
+
+/// Await an optional task; pending forever when there is none.
+async fn join_opt<T>(task: &mut Option<tokio::task::JoinHandle<T>>) -> Result<T, tokio::task::JoinError> {
+    match task {
+        Some(t) => t.await,
+        None => std::future::pending().await,
+    }
+}
+
+fn printable_host(a: std::net::SocketAddr) -> String {
+    match a.ip() {
+        ip if ip.is_unspecified() => "localhost".into(),
+        std::net::IpAddr::V6(ip) => format!("[{ip}]"),
+        ip => ip.to_string(),
+    }
 }
 
 fn to_new_segment(seg: ingest::Segment) -> NewSegment {

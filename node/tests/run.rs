@@ -3,51 +3,17 @@
 
 #![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
 
-use std::io::{BufRead, BufReader};
+mod common;
+
 use std::process::{Command, Stdio};
-use std::sync::mpsc;
-use std::time::Duration;
+
+use common::{Node, SECRET, publish};
 
 #[test]
 fn ffmpeg_rtmp_push_becomes_signed_verified_hls() {
     let data = tempfile::tempdir().unwrap();
-    let mut node = Command::new(env!("CARGO_BIN_EXE_hlswarm"))
-        .arg("--data-dir")
-        .arg(data.path())
-        .args([
-            "run",
-            "--rtmp",
-            "127.0.0.1:0",
-            "--stream-key",
-            "s3cret",
-            "--segment-seconds",
-            "1",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let (tx, rx) = mpsc::channel();
-    let out = node.stdout.take().unwrap();
-    let reader = std::thread::spawn(move || {
-        for line in BufReader::new(out).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    let mut addr = None;
-    let mut id = None;
-    while addr.is_none() {
-        let line = rx
-            .recv_timeout(Duration::from_secs(30))
-            .expect("node prints its RTMP address");
-        if let Some(a) = line.strip_prefix("rtmp listening on ") {
-            addr = Some(a.to_string());
-        }
-        if let Some(i) = line.trim().strip_prefix("stream id") {
-            id = Some(i.trim().to_string());
-        }
-    }
-    let (addr, id) = (addr.unwrap(), id.expect("prints the stream id"));
+    let node = Node::start(data.path(), &["--segment-seconds", "1"]);
+    let id = node.stream_id.clone();
 
     let wrong = Command::new("ffmpeg")
         .args([
@@ -62,42 +28,20 @@ fn ffmpeg_rtmp_push_becomes_signed_verified_hls() {
             "1",
         ])
         .args(["-c:v", "libx264", "-f", "flv"])
-        .arg(format!("rtmp://{addr}/live/wrong-key"))
+        .arg(node.rtmp_url("wrong-key"))
+        .stdin(Stdio::null())
         .status()
         .unwrap();
     assert!(!wrong.success(), "an unknown stream key is refused");
 
-    let push = Command::new("ffmpeg")
-        .args([
-            "-v",
-            "error",
-            "-nostdin",
-            "-re",
-            "-f",
-            "lavfi",
-            "-i",
-            "testsrc2=size=320x240:rate=30",
-        ])
-        .args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000", "-t", "4"])
-        .args([
-            "-c:v", "libx264", "-preset", "veryfast", "-g", "30", "-bf", "2", "-c:a", "aac", "-f", "flv",
-        ])
-        .arg(format!("rtmp://{addr}/live/s3cret"))
-        .status()
+    let push = publish(&node.rtmp_url(SECRET), 4, "320x240")
+        .wait_with_output()
         .unwrap();
-    assert!(push.success(), "ffmpeg publishes");
+    assert!(push.status.success(), "ffmpeg publishes");
 
-    // Graceful stop: SIGTERM (to the process we started) finishes and signs what is pending.
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &node.id().to_string()])
-            .status()
-            .unwrap()
-            .success()
-    );
-    let status = node.wait().unwrap();
+    // Graceful stop: SIGTERM finishes and signs what is pending.
+    let status = node.stop();
     assert!(status.success(), "node exits cleanly on SIGTERM: {status:?}");
-    reader.join().unwrap();
 
     let o = Command::new(env!("CARGO_BIN_EXE_hlswarm"))
         .arg("--data-dir")

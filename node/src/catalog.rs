@@ -1,0 +1,335 @@
+//! The streams this node serves: for each, the latest verified MANIFEST_ROOT with its playlists
+//! rendered once, the latest STREAM_ANNOUNCE, a viewer count, plus a bounded in-memory cache of
+//! recently signed segments.
+//!
+//! Writers (the signer loop today, the swarm later) offer signed objects; the catalog accepts
+//! only what passes the chain rules (PROTOCOL §8) and publishes an immutable [`StreamView`]
+//! snapshot that HTTP handlers clone by `Arc` without holding a lock while they respond.
+
+use std::collections::{HashMap, VecDeque};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use manifest_signer::playlist;
+use manifest_signer::store::{self, ANNOUNCE_FILE, MANIFEST_FILE};
+use manifest_signer::{AnnounceSlot, Hash, ManifestChain, ManifestRoot, Signed, StreamAnnounce, StreamId};
+
+use crate::metrics::{FailureSource, Metrics};
+
+/// A viewer counts while it fetched a playlist or manifest within this time.
+const VIEWER_TTL: Duration = Duration::from_secs(30);
+/// Viewers remembered per stream (beyond this, new viewers are not counted).
+const MAX_VIEWERS_PER_STREAM: usize = 100_000;
+
+/// A rendered playlist with its validator.
+#[derive(Debug, Clone)]
+pub struct Playlist {
+    pub bytes: Bytes,
+    pub etag: String,
+}
+
+impl Playlist {
+    fn new(text: String) -> Self {
+        let etag = format!("\"{}\"", &blake3::hash(text.as_bytes()).to_hex()[..32]);
+        Playlist {
+            bytes: Bytes::from(text),
+            etag,
+        }
+    }
+}
+
+/// One stream as served now: an immutable snapshot.
+#[derive(Debug)]
+pub struct StreamView {
+    pub id: StreamId,
+    pub dir: PathBuf,
+    pub manifest: Signed<ManifestRoot>,
+    pub manifest_wire: Bytes,
+    pub master: Playlist,
+    pub media: HashMap<String, Playlist>,
+    pub announce: Option<Signed<StreamAnnounce>>,
+    pub announce_wire: Option<Bytes>,
+}
+
+impl StreamView {
+    pub fn ended(&self) -> bool {
+        !self.manifest.body.renditions.is_empty() && self.manifest.body.renditions.iter().all(|r| r.ended)
+    }
+
+    pub fn title(&self) -> Option<&str> {
+        self.announce.as_ref().map(|a| a.body.title.as_str())
+    }
+}
+
+#[derive(Debug)]
+struct StreamState {
+    chain: ManifestChain,
+    announce: AnnounceSlot,
+    view: Option<Arc<StreamView>>,
+    viewers: HashMap<u64, Instant>,
+}
+
+#[derive(Debug)]
+pub struct Catalog {
+    data_dir: PathBuf,
+    streams: RwLock<HashMap<StreamId, StreamState>>,
+    cache: SegmentCache,
+    metrics: Arc<Metrics>,
+}
+
+/// Why a signed object was not taken.
+pub type Refused = manifest_signer::Error;
+
+impl Catalog {
+    pub fn new(data_dir: &Path, cache_bytes: u64, metrics: Arc<Metrics>) -> Self {
+        Catalog {
+            data_dir: data_dir.to_path_buf(),
+            streams: RwLock::new(HashMap::new()),
+            cache: SegmentCache::new(cache_bytes),
+            metrics,
+        }
+    }
+
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    /// Load every stream in DATA_DIR/streams whose manifest verifies under its directory's
+    /// name. A stream that does not verify is skipped, logged and counted: never served.
+    pub fn load_from_disk(&self) -> usize {
+        let root = self.data_dir.join("streams");
+        let Ok(entries) = std::fs::read_dir(&root) else {
+            return 0;
+        };
+        let mut loaded = 0;
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let Some(Ok(id)) = name.to_str().map(str::parse::<StreamId>) else {
+                continue;
+            };
+            let dir = store::stream_dir(&self.data_dir, &id);
+            let wire = match std::fs::read(dir.join(MANIFEST_FILE)) {
+                Ok(w) => w,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => {
+                    tracing::warn!(stream = %id, error = %e, "cannot read manifest; stream not served");
+                    continue;
+                }
+            };
+            match Signed::<ManifestRoot>::verify(&wire, &id) {
+                Ok(m) => {
+                    if let Err(e) = self.offer_manifest(m) {
+                        tracing::warn!(stream = %id, code = e.code(), error = %e, "stored manifest refused");
+                        continue;
+                    }
+                }
+                Err(e) => {
+                    self.metrics.verification_failure(FailureSource::Disk);
+                    tracing::warn!(stream = %id, code = e.code(), error = %e, "stored manifest does not verify; stream not served");
+                    continue;
+                }
+            }
+            if let Ok(a) = std::fs::read(dir.join(ANNOUNCE_FILE))
+                && let Err(e) = self.offer_announce_wire(&id, &a)
+            {
+                if e.code() != "expired" {
+                    self.metrics.verification_failure(FailureSource::Disk);
+                }
+                tracing::info!(stream = %id, code = e.code(), error = %e, "stored announce not used");
+            }
+            loaded += 1;
+        }
+        loaded
+    }
+
+    /// Take a verified manifest if it extends the stream's chain; render its playlists.
+    pub fn offer_manifest(&self, m: Signed<ManifestRoot>) -> Result<Arc<StreamView>, Refused> {
+        let id = m.body.stream;
+        let mut streams = self.streams.write().unwrap_or_else(|p| p.into_inner());
+        let state = streams.entry(id).or_insert_with(|| StreamState {
+            chain: ManifestChain::new(id),
+            announce: AnnounceSlot::new(id),
+            view: None,
+            viewers: HashMap::new(),
+        });
+        if let Err(e) = state.chain.accept(m.clone()) {
+            self.metrics.verification_failure(FailureSource::Chain);
+            return Err(e);
+        }
+        let view = Arc::new(self.render(id, m, state.announce.latest().cloned()));
+        state.view = Some(view.clone());
+        Ok(view)
+    }
+
+    /// Take announce wire bytes: verified, fresh, and newer than the one held.
+    pub fn offer_announce_wire(&self, id: &StreamId, wire: &[u8]) -> Result<(), Refused> {
+        let mut streams = self.streams.write().unwrap_or_else(|p| p.into_inner());
+        let Some(state) = streams.get_mut(id) else {
+            return Err(manifest_signer::Error::Malformed(
+                "announce for a stream with no manifest".into(),
+            ));
+        };
+        let a = state.announce.accept_wire(wire, manifest_signer::now_ms())?;
+        if let Some(view) = &state.view {
+            let next = self.render(*id, view.manifest.clone(), Some(a));
+            state.view = Some(Arc::new(next));
+        }
+        Ok(())
+    }
+
+    fn render(&self, id: StreamId, m: Signed<ManifestRoot>, announce: Option<Signed<StreamAnnounce>>) -> StreamView {
+        let master = Playlist::new(playlist::render_master(&m.body));
+        let media = m
+            .body
+            .renditions
+            .iter()
+            .map(|r| {
+                (
+                    playlist::media_playlist_name(&r.name),
+                    Playlist::new(playlist::render_media(r)),
+                )
+            })
+            .collect();
+        StreamView {
+            id,
+            dir: store::stream_dir(&self.data_dir, &id),
+            manifest_wire: Bytes::copy_from_slice(m.wire()),
+            announce_wire: announce.as_ref().map(|a| Bytes::copy_from_slice(a.wire())),
+            manifest: m,
+            master,
+            media,
+            announce,
+        }
+    }
+
+    pub fn get(&self, id: &StreamId) -> Option<Arc<StreamView>> {
+        let streams = self.streams.read().unwrap_or_else(|p| p.into_inner());
+        streams.get(id).and_then(|s| s.view.clone())
+    }
+
+    /// Every stream with a manifest, newest first.
+    pub fn list(&self) -> Vec<Arc<StreamView>> {
+        let streams = self.streams.read().unwrap_or_else(|p| p.into_inner());
+        let mut v: Vec<_> = streams.values().filter_map(|s| s.view.clone()).collect();
+        v.sort_by_key(|s| std::cmp::Reverse(s.manifest.body.time_ms));
+        v
+    }
+
+    /// Note a viewer (a page's random id, or the client address) of a stream.
+    pub fn saw_viewer(&self, id: &StreamId, viewer: &str) {
+        let key = {
+            let h = blake3::hash(viewer.as_bytes());
+            u64::from_le_bytes(h.as_bytes()[..8].try_into().unwrap_or_default())
+        };
+        let now = Instant::now();
+        let mut streams = self.streams.write().unwrap_or_else(|p| p.into_inner());
+        let Some(state) = streams.get_mut(id) else { return };
+        if state.viewers.len() >= MAX_VIEWERS_PER_STREAM && !state.viewers.contains_key(&key) {
+            state.viewers.retain(|_, t| now.duration_since(*t) < VIEWER_TTL);
+            if state.viewers.len() >= MAX_VIEWERS_PER_STREAM {
+                return;
+            }
+        }
+        state.viewers.insert(key, now);
+    }
+
+    /// Current viewers per stream (seen within the last 30 s).
+    pub fn viewers(&self) -> Vec<(StreamId, usize)> {
+        let now = Instant::now();
+        let mut streams = self.streams.write().unwrap_or_else(|p| p.into_inner());
+        streams
+            .iter_mut()
+            .map(|(id, s)| {
+                s.viewers.retain(|_, t| now.duration_since(*t) < VIEWER_TTL);
+                (*id, s.viewers.len())
+            })
+            .collect()
+    }
+
+    pub fn cache(&self) -> &SegmentCache {
+        &self.cache
+    }
+}
+
+/// Recently signed (or read) segments by hash, bounded in bytes, oldest evicted first: live
+/// viewers all ask for the newest few segments, so first-in-first-out is as good as LRU here.
+#[derive(Debug)]
+pub struct SegmentCache {
+    cap: u64,
+    inner: Mutex<CacheInner>,
+}
+
+#[derive(Debug, Default)]
+struct CacheInner {
+    map: HashMap<Hash, (&'static str, Bytes)>,
+    order: VecDeque<Hash>,
+    bytes: u64,
+}
+
+impl SegmentCache {
+    pub fn new(cap: u64) -> Self {
+        SegmentCache {
+            cap,
+            inner: Mutex::new(CacheInner::default()),
+        }
+    }
+
+    /// The bytes and file extension (`m4s`, `ts`, `mp4`) of a segment, if held.
+    pub fn get(&self, hash: &Hash) -> Option<(&'static str, Bytes)> {
+        self.inner
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .map
+            .get(hash)
+            .cloned()
+    }
+
+    /// Keep `data` (whose BLAKE3 the caller has checked is `hash`). Larger than a quarter of the
+    /// cache: not kept.
+    pub fn put(&self, hash: Hash, ext: &'static str, data: Bytes) {
+        let len = data.len() as u64;
+        if len > self.cap / 4 {
+            return;
+        }
+        let mut c = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        if c.map.contains_key(&hash) {
+            return;
+        }
+        while c.bytes + len > self.cap {
+            let Some(old) = c.order.pop_front() else { break };
+            if let Some((_, b)) = c.map.remove(&old) {
+                c.bytes -= b.len() as u64;
+            }
+        }
+        c.bytes += len;
+        c.order.push_back(hash);
+        c.map.insert(hash, (ext, data));
+    }
+
+    pub fn bytes(&self) -> u64 {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner()).bytes
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cache_is_bounded_and_evicts_oldest_first() {
+        let c = SegmentCache::new(100);
+        let h = |i: u8| Hash::of(&[i]);
+        c.put(h(1), "m4s", Bytes::from(vec![0; 20]));
+        c.put(h(2), "m4s", Bytes::from(vec![0; 20]));
+        c.put(h(3), "m4s", Bytes::from(vec![0; 30])); // more than cap/4: not kept
+        assert!(c.get(&h(3)).is_none());
+        for i in 4..10 {
+            c.put(h(i), "m4s", Bytes::from(vec![0; 20]));
+        }
+        assert!(c.bytes() <= 100);
+        assert!(c.get(&h(1)).is_none(), "oldest evicted");
+        assert!(c.get(&h(9)).is_some(), "newest kept");
+    }
+}

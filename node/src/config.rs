@@ -1,0 +1,245 @@
+//! `hlswarm run` configuration: built-in defaults, then the TOML file, then environment variables
+//! and flags (clap reads both into the same `Option`s), each overriding the one before.
+//!
+//! The documented example is `hlswarm.example.toml` at the repository root; a test parses it.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use serde::Deserialize;
+
+use crate::cli::RunArgs;
+
+/// The config file read when `--config` is not given and the file exists.
+pub const DEFAULT_FILE: &str = "hlswarm.toml";
+/// Largest config file read.
+const MAX_FILE_BYTES: u64 = 1024 * 1024;
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub rtmp: RtmpConfig,
+    pub http: HttpConfig,
+    pub stream: StreamConfig,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RtmpConfig {
+    /// Set to false to run without ingest (serve what the data directory holds).
+    pub enabled: bool,
+    pub listen: SocketAddr,
+    /// Publish secret OBS uses as its stream key; generated once into DATA_DIR/keys/publish.secret if unset.
+    pub stream_key: Option<String>,
+    pub segment_seconds: u64,
+    /// MPEG-TS instead of fMP4/CMAF.
+    pub ts: bool,
+}
+
+impl Default for RtmpConfig {
+    fn default() -> Self {
+        RtmpConfig {
+            enabled: true,
+            listen: SocketAddr::from(([0, 0, 0, 0], 1935)),
+            stream_key: None,
+            segment_seconds: 2,
+            ts: false,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpConfig {
+    pub enabled: bool,
+    pub listen: SocketAddr,
+    /// The URL viewers reach this node at (`https://node.example/`): printed as the watch link and
+    /// put in the STREAM_ANNOUNCE's HTTP hints. Unset: derived from `listen` when it is not 0.0.0.0.
+    pub public_url: Option<String>,
+    /// Bytes of recent segments kept in memory for serving.
+    pub cache_mib: u64,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            enabled: true,
+            listen: SocketAddr::from(([0, 0, 0, 0], 8080)),
+            public_url: None,
+            cache_mib: 32,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StreamConfig {
+    /// Signing key; created there if missing. Default: DATA_DIR/keys/stream.key.
+    pub key: Option<PathBuf>,
+    pub title: String,
+    /// Segments per rendition in the signed live window.
+    pub window: usize,
+    /// Segments kept on disk for the archive (DVR); 0 keeps all.
+    pub retain: usize,
+    /// Lightning address (`name@host`) for tips, put in the STREAM_ANNOUNCE.
+    pub tip: Option<String>,
+}
+
+impl Default for StreamConfig {
+    fn default() -> Self {
+        StreamConfig {
+            key: None,
+            title: "hlswarm stream".into(),
+            window: 8,
+            retain: 1800,
+            tip: None,
+        }
+    }
+}
+
+impl Config {
+    /// Parse a config file's text.
+    pub fn parse(text: &str) -> anyhow::Result<Config> {
+        Ok(toml::from_str(text)?)
+    }
+
+    /// Load the file named by `--config`, or DATA_DIR/hlswarm.toml when it exists, or the
+    /// defaults; then apply environment variables and flags.
+    pub fn load(data_dir: &Path, args: &RunArgs) -> anyhow::Result<Config> {
+        let path = match &args.config {
+            Some(p) => Some(p.clone()),
+            None => Some(data_dir.join(DEFAULT_FILE)).filter(|p| p.exists()),
+        };
+        let mut cfg = match &path {
+            Some(p) => Self::read(p)?,
+            None => Config::default(),
+        };
+        cfg.apply(args);
+        cfg.check()?;
+        Ok(cfg)
+    }
+
+    fn read(path: &Path) -> anyhow::Result<Config> {
+        let meta = std::fs::metadata(path).with_context(|| format!("reading config {}", path.display()))?;
+        anyhow::ensure!(
+            meta.len() <= MAX_FILE_BYTES,
+            "config {} is larger than {MAX_FILE_BYTES} bytes",
+            path.display()
+        );
+        let text = std::fs::read_to_string(path).with_context(|| format!("reading config {}", path.display()))?;
+        Self::parse(&text).with_context(|| format!("in config {}", path.display()))
+    }
+
+    fn apply(&mut self, a: &RunArgs) {
+        fn set<T: Clone>(dst: &mut T, src: &Option<T>) {
+            if let Some(v) = src {
+                *dst = v.clone();
+            }
+        }
+        set(&mut self.rtmp.listen, &a.rtmp);
+        if a.no_rtmp {
+            self.rtmp.enabled = false;
+        }
+        if a.stream_key.is_some() {
+            self.rtmp.stream_key = a.stream_key.clone();
+        }
+        set(&mut self.rtmp.segment_seconds, &a.segment_seconds);
+        if a.ts {
+            self.rtmp.ts = true;
+        }
+        set(&mut self.http.listen, &a.http);
+        if a.no_http {
+            self.http.enabled = false;
+        }
+        if a.public_url.is_some() {
+            self.http.public_url = a.public_url.clone();
+        }
+        if a.key.is_some() {
+            self.stream.key = a.key.clone();
+        }
+        set(&mut self.stream.title, &a.title);
+        set(&mut self.stream.window, &a.window);
+        set(&mut self.stream.retain, &a.retain);
+        if a.tip.is_some() {
+            self.stream.tip = a.tip.clone();
+        }
+    }
+
+    fn check(&self) -> anyhow::Result<()> {
+        anyhow::ensure!(
+            (1..=60).contains(&self.rtmp.segment_seconds),
+            "rtmp.segment_seconds must be 1-60, not {}",
+            self.rtmp.segment_seconds
+        );
+        anyhow::ensure!(
+            (1..=manifest_signer::objects::limits::MAX_WINDOW_SEGMENTS).contains(&self.stream.window),
+            "stream.window must be 1-{}, not {}",
+            manifest_signer::objects::limits::MAX_WINDOW_SEGMENTS,
+            self.stream.window
+        );
+        anyhow::ensure!(
+            self.stream.title.len() <= manifest_signer::objects::limits::MAX_TITLE_BYTES,
+            "stream.title is longer than {} bytes",
+            manifest_signer::objects::limits::MAX_TITLE_BYTES
+        );
+        if let Some(url) = &self.http.public_url {
+            anyhow::ensure!(
+                url.starts_with("http://") || url.starts_with("https://"),
+                "http.public_url must start with http:// or https://, not {url:?}"
+            );
+        }
+        if let Some(key) = &self.rtmp.stream_key {
+            anyhow::ensure!(
+                !key.is_empty() && key.len() <= 128 && key.bytes().all(|b| b.is_ascii_graphic() && b != b'/'),
+                "rtmp.stream_key must be 1-128 printable characters without '/'"
+            );
+        }
+        Ok(())
+    }
+
+    /// The HTTP base URL to print and to hint, ending in `/`.
+    pub fn http_base(&self, bound: SocketAddr) -> Option<String> {
+        if let Some(u) = &self.http.public_url {
+            return Some(if u.ends_with('/') { u.clone() } else { format!("{u}/") });
+        }
+        (!bound.ip().is_unspecified()).then(|| format!("http://{bound}/"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn example_config_parses_and_matches_the_defaults_it_documents() {
+        let text = include_str!("../../hlswarm.example.toml");
+        let cfg = Config::parse(text).expect("the example config parses");
+        let def = Config::default();
+        assert_eq!(cfg.rtmp.listen, def.rtmp.listen);
+        assert_eq!(cfg.http.listen, def.http.listen);
+        assert_eq!(cfg.stream.window, def.stream.window);
+        assert_eq!(cfg.stream.retain, def.stream.retain);
+        assert_eq!(cfg.http.cache_mib, def.http.cache_mib);
+        cfg.check().expect("the example config is valid");
+    }
+
+    #[test]
+    fn unknown_keys_are_refused() {
+        let err = Config::parse("[http]\nlisten = \"127.0.0.1:1\"\nlistn = 3\n").expect_err("typo refused");
+        assert!(err.to_string().contains("listn"), "{err}");
+    }
+
+    #[test]
+    fn http_base_prefers_the_public_url() {
+        let mut cfg = Config::default();
+        let any = SocketAddr::from(([0, 0, 0, 0], 8080));
+        assert_eq!(cfg.http_base(any), None);
+        assert_eq!(
+            cfg.http_base(SocketAddr::from(([127, 0, 0, 1], 9))).as_deref(),
+            Some("http://127.0.0.1:9/")
+        );
+        cfg.http.public_url = Some("https://n.example".into());
+        assert_eq!(cfg.http_base(any).as_deref(), Some("https://n.example/"));
+    }
+}

@@ -1,0 +1,181 @@
+//! The HTTP origin (axum): playlists rendered from the latest verified MANIFEST_ROOT,
+//! content-addressed segments, the signed objects as JSON, the web client, `/api/streams`,
+//! `/healthz` and `/metrics`.
+//!
+//! ```text
+//! GET /streams/<id>/master.m3u8 | <rendition>.m3u8   rendered from the verified manifest
+//! GET /streams/<id>/manifest.json | announce.json    exact signed wire bytes
+//! GET /streams/<id>/log.jsonl                        the Merkle log (archive proofs)
+//! GET /streams/<id>/seg/<blake3>.m4s|ts|mp4          immutable, from memory or disk
+//! GET /  /watch/<id>  /selftest  /assets/<file>      the web client
+//! GET /api/streams  /healthz  /metrics
+//! ```
+//! Every response carries `Access-Control-Allow-Origin: *`. Errors carry a short fixed text;
+//! details go to the log only.
+
+mod body;
+mod streams;
+mod web;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::Router;
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+
+use crate::catalog::Catalog;
+use crate::metrics::Route;
+
+/// What the dashboard shows about this node.
+#[derive(Debug, Clone, Default)]
+pub struct NodeInfo {
+    /// `rtmp://HOST:PORT/live` for OBS, when ingest runs.
+    pub rtmp_url: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct AppState {
+    pub catalog: Arc<Catalog>,
+    pub node: Arc<NodeInfo>,
+    pub started: Instant,
+}
+
+/// Errors a request can end in. The client sees only the status and a fixed short text.
+#[derive(Debug)]
+pub enum HttpError {
+    NotFound,
+    BadRequest(&'static str),
+    Internal,
+}
+
+impl HttpError {
+    fn from_io(e: std::io::Error) -> Self {
+        if e.kind() == std::io::ErrorKind::NotFound {
+            HttpError::NotFound
+        } else {
+            tracing::warn!(error = %e, "I/O error serving a request");
+            HttpError::Internal
+        }
+    }
+}
+
+impl IntoResponse for HttpError {
+    fn into_response(self) -> Response {
+        let (status, text) = match self {
+            HttpError::NotFound => (StatusCode::NOT_FOUND, "not found\n"),
+            HttpError::BadRequest(why) => (StatusCode::BAD_REQUEST, why),
+            HttpError::Internal => (StatusCode::INTERNAL_SERVER_ERROR, "internal error\n"),
+        };
+        let mut r = (status, text).into_response();
+        r.headers_mut()
+            .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        r
+    }
+}
+
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/streams/{id}/{file}", get(streams::file))
+        .route("/streams/{id}/seg/{file}", get(streams::segment))
+        .route("/api/streams", get(web::api_streams))
+        .route("/healthz", get(web::healthz))
+        .route("/metrics", get(web::metrics))
+        .route("/", get(web::dashboard))
+        .route("/watch/{id}", get(web::watch))
+        .route("/selftest", get(web::selftest))
+        .route("/assets/{file}", get(web::asset))
+        .fallback(fallback)
+        .layer(middleware::from_fn_with_state(state.clone(), account))
+        .with_state(state)
+}
+
+async fn fallback() -> HttpError {
+    HttpError::NotFound
+}
+
+/// CORS for every response, preflight answers, and per-route request and byte counters.
+async fn account(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let route = route_of(req.uri().path());
+    let head = req.method() == Method::HEAD;
+    let mut resp = if req.method() == Method::OPTIONS {
+        let mut r = StatusCode::NO_CONTENT.into_response();
+        let h = r.headers_mut();
+        h.insert(
+            header::ACCESS_CONTROL_ALLOW_METHODS,
+            HeaderValue::from_static("GET, HEAD, OPTIONS"),
+        );
+        h.insert(
+            header::ACCESS_CONTROL_ALLOW_HEADERS,
+            HeaderValue::from_static("Range, If-None-Match, X-Hlswarm-Viewer"),
+        );
+        h.insert(header::ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static("86400"));
+        r
+    } else {
+        next.run(req).await
+    };
+    let h = resp.headers_mut();
+    h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
+    h.insert(
+        header::ACCESS_CONTROL_EXPOSE_HEADERS,
+        HeaderValue::from_static("Content-Length, Content-Range, ETag"),
+    );
+    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    let bytes = if head {
+        0
+    } else {
+        h.get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0)
+    };
+    state
+        .catalog
+        .metrics()
+        .http_response(route, resp.status().as_u16(), bytes);
+    resp
+}
+
+fn route_of(path: &str) -> Route {
+    if let Some(rest) = path.strip_prefix("/streams/") {
+        let file = rest.rsplit('/').next().unwrap_or("");
+        return if rest.contains("/seg/") {
+            if file.ends_with(".mp4") {
+                Route::Init
+            } else {
+                Route::Segment
+            }
+        } else if file.ends_with(".m3u8") {
+            Route::Playlist
+        } else if file == "manifest.json" {
+            Route::Manifest
+        } else if file == "announce.json" {
+            Route::Announce
+        } else if file == "log.jsonl" {
+            Route::Log
+        } else {
+            Route::Other
+        };
+    }
+    if path.starts_with("/api/") || path == "/healthz" || path == "/metrics" {
+        Route::Api
+    } else if path == "/" || path.starts_with("/watch/") || path.starts_with("/assets/") || path == "/selftest" {
+        Route::Web
+    } else {
+        Route::Other
+    }
+}
+
+/// Serve until `shutdown` resolves, then finish in-flight requests.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
+    axum::serve(listener, app).with_graceful_shutdown(shutdown).await
+}

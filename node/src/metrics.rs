@@ -1,0 +1,175 @@
+//! Prometheus counters for what an operator asks first: viewers, bytes out by route and
+//! transport, segments served and signed, and verification failures. Plain atomics rendered in
+//! the text exposition format: no registry, no locks on the request path.
+
+use std::fmt::Write;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// What an HTTP response carried; a label of the byte and request counters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Route {
+    Playlist,
+    Segment,
+    Init,
+    Manifest,
+    Announce,
+    Log,
+    Api,
+    Web,
+    Other,
+}
+
+impl Route {
+    const ALL: [Route; 9] = [
+        Route::Playlist,
+        Route::Segment,
+        Route::Init,
+        Route::Manifest,
+        Route::Announce,
+        Route::Log,
+        Route::Api,
+        Route::Web,
+        Route::Other,
+    ];
+
+    fn name(self) -> &'static str {
+        match self {
+            Route::Playlist => "playlist",
+            Route::Segment => "segment",
+            Route::Init => "init",
+            Route::Manifest => "manifest",
+            Route::Announce => "announce",
+            Route::Log => "log",
+            Route::Api => "api",
+            Route::Web => "web",
+            Route::Other => "other",
+        }
+    }
+}
+
+const STATUS_CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
+
+/// Where a verification failure was seen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailureSource {
+    /// A manifest or announce read from the data directory at start-up.
+    Disk,
+    /// A manifest offered to the catalog at run time that broke the chain rules.
+    Chain,
+}
+
+#[derive(Debug, Default)]
+pub struct Metrics {
+    requests: [[AtomicU64; 5]; 9],
+    bytes_http: [AtomicU64; 9],
+    segments_served_http: AtomicU64,
+    segments_signed: AtomicU64,
+    manifests_signed: AtomicU64,
+    ingest_dropped: AtomicU64,
+    verify_fail_disk: AtomicU64,
+    verify_fail_chain: AtomicU64,
+}
+
+impl Metrics {
+    /// One HTTP response with `bytes` of body.
+    pub fn http_response(&self, route: Route, status: u16, bytes: u64) {
+        let class = usize::from(status / 100).clamp(1, 5) - 1;
+        self.requests[route as usize][class].fetch_add(1, Ordering::Relaxed);
+        self.bytes_http[route as usize].fetch_add(bytes, Ordering::Relaxed);
+        if route == Route::Segment && (200..300).contains(&status) {
+            self.segments_served_http.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    pub fn signed(&self, segments: u64) {
+        self.segments_signed.fetch_add(segments, Ordering::Relaxed);
+        self.manifests_signed.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A segment the ingest produced that could not be signed (and so is never served).
+    pub fn ingest_dropped(&self) {
+        self.ingest_dropped.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn verification_failure(&self, source: FailureSource) {
+        match source {
+            FailureSource::Disk => &self.verify_fail_disk,
+            FailureSource::Chain => &self.verify_fail_chain,
+        }
+        .fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Total body bytes sent over HTTP.
+    pub fn http_bytes_total(&self) -> u64 {
+        self.bytes_http.iter().map(|a| a.load(Ordering::Relaxed)).sum()
+    }
+
+    /// The text exposition format. `viewers` is (stream id, current viewers).
+    pub fn render(&self, viewers: &[(String, usize)], cache_bytes: u64, streams: usize) -> String {
+        let mut o = String::with_capacity(4096);
+        let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        o.push_str("# HELP hlswarm_http_requests_total HTTP responses by route and status class.\n");
+        o.push_str("# TYPE hlswarm_http_requests_total counter\n");
+        for r in Route::ALL {
+            for (i, class) in STATUS_CLASSES.iter().enumerate() {
+                let v = g(&self.requests[r as usize][i]);
+                if v > 0 {
+                    let _ = writeln!(
+                        o,
+                        "hlswarm_http_requests_total{{route=\"{}\",status=\"{class}\"}} {v}",
+                        r.name()
+                    );
+                }
+            }
+        }
+        o.push_str("# HELP hlswarm_bytes_out_total Body bytes sent, by transport and route.\n");
+        o.push_str("# TYPE hlswarm_bytes_out_total counter\n");
+        for r in Route::ALL {
+            let _ = writeln!(
+                o,
+                "hlswarm_bytes_out_total{{transport=\"http\",route=\"{}\"}} {}",
+                r.name(),
+                g(&self.bytes_http[r as usize])
+            );
+        }
+        o.push_str("# HELP hlswarm_segments_served_total Media segments served, by transport.\n");
+        o.push_str("# TYPE hlswarm_segments_served_total counter\n");
+        let _ = writeln!(
+            o,
+            "hlswarm_segments_served_total{{transport=\"http\"}} {}",
+            g(&self.segments_served_http)
+        );
+        o.push_str("# HELP hlswarm_segments_signed_total Segments this node signed.\n");
+        o.push_str("# TYPE hlswarm_segments_signed_total counter\n");
+        let _ = writeln!(o, "hlswarm_segments_signed_total {}", g(&self.segments_signed));
+        o.push_str("# HELP hlswarm_manifests_signed_total MANIFEST_ROOTs this node signed.\n");
+        o.push_str("# TYPE hlswarm_manifests_signed_total counter\n");
+        let _ = writeln!(o, "hlswarm_manifests_signed_total {}", g(&self.manifests_signed));
+        o.push_str("# HELP hlswarm_ingest_segments_dropped_total Ingested segments that could not be signed.\n");
+        o.push_str("# TYPE hlswarm_ingest_segments_dropped_total counter\n");
+        let _ = writeln!(o, "hlswarm_ingest_segments_dropped_total {}", g(&self.ingest_dropped));
+        o.push_str("# HELP hlswarm_verification_failures_total Signed objects refused, by where they came from.\n");
+        o.push_str("# TYPE hlswarm_verification_failures_total counter\n");
+        let _ = writeln!(
+            o,
+            "hlswarm_verification_failures_total{{source=\"disk\"}} {}",
+            g(&self.verify_fail_disk)
+        );
+        let _ = writeln!(
+            o,
+            "hlswarm_verification_failures_total{{source=\"chain\"}} {}",
+            g(&self.verify_fail_chain)
+        );
+        o.push_str("# HELP hlswarm_viewers Viewers seen in the last 30 s, by stream.\n");
+        o.push_str("# TYPE hlswarm_viewers gauge\n");
+        for (id, n) in viewers {
+            let _ = writeln!(o, "hlswarm_viewers{{stream=\"{id}\"}} {n}");
+        }
+        o.push_str("# HELP hlswarm_streams Streams this node serves.\n# TYPE hlswarm_streams gauge\n");
+        let _ = writeln!(o, "hlswarm_streams {streams}");
+        o.push_str("# HELP hlswarm_segment_cache_bytes Bytes of segments held in memory.\n");
+        o.push_str("# TYPE hlswarm_segment_cache_bytes gauge\n");
+        let _ = writeln!(o, "hlswarm_segment_cache_bytes {cache_bytes}");
+        o
+    }
+}

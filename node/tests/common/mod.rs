@@ -1,0 +1,140 @@
+//! Shared helpers for the node's end-to-end tests: start `hlswarm run` on loopback with
+//! OS-chosen ports and read what it prints, publish with real ffmpeg, stop by SIGTERM.
+
+#![allow(dead_code, clippy::unwrap_used)]
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+pub const SECRET: &str = "s3cret";
+
+/// A running `hlswarm run`.
+pub struct Node {
+    pub child: Child,
+    /// `127.0.0.1:PORT` of the RTMP listener, if ingest runs.
+    pub rtmp: Option<String>,
+    /// `http://127.0.0.1:PORT` of the HTTP origin, if it runs.
+    pub http: Option<String>,
+    pub stream_id: String,
+    lines: mpsc::Receiver<String>,
+}
+
+impl Node {
+    /// Start `hlswarm --data-dir DATA run --rtmp 127.0.0.1:0 --http 127.0.0.1:0 --stream-key s3cret EXTRA`
+    /// and wait (30 s at most) for it to print its addresses.
+    pub fn start(data: &Path, extra: &[&str]) -> Node {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_hlswarm"))
+            .arg("--data-dir")
+            .arg(data)
+            .args([
+                "run",
+                "--rtmp",
+                "127.0.0.1:0",
+                "--http",
+                "127.0.0.1:0",
+                "--stream-key",
+                SECRET,
+            ])
+            .args(extra)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .env("RUST_LOG", "warn")
+            .spawn()
+            .unwrap();
+        let (tx, lines) = mpsc::channel();
+        let out = child.stdout.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(out).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let want_rtmp = !extra.contains(&"--no-rtmp");
+        let want_http = !extra.contains(&"--no-http");
+        let (mut rtmp, mut http, mut id) = (None, None, None);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while (want_rtmp && rtmp.is_none()) || (want_http && http.is_none()) {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let line = lines.recv_timeout(left).expect("node prints its addresses");
+            if let Some(a) = line.strip_prefix("rtmp listening on ") {
+                rtmp = Some(a.to_string());
+            }
+            if let Some(a) = line.strip_prefix("http listening on ") {
+                http = Some(format!("http://{a}"));
+            }
+            if let Some(i) = line.trim().strip_prefix("stream id") {
+                id = Some(i.trim().to_string());
+            }
+        }
+        Node {
+            child,
+            rtmp,
+            http,
+            stream_id: id.expect("prints the stream id"),
+            lines,
+        }
+    }
+
+    pub fn rtmp_url(&self, key: &str) -> String {
+        format!("rtmp://{}/live/{key}", self.rtmp.as_ref().unwrap())
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.http.as_ref().unwrap())
+    }
+
+    /// SIGTERM (to the process this test started) and wait for it to exit.
+    pub fn stop(mut self) -> ExitStatus {
+        let ok = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "kill -TERM");
+        self.child.wait().unwrap()
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// ffmpeg publishing `seconds` of a test pattern with a tone, paced in real time.
+pub fn publish(url: &str, seconds: u32, size: &str) -> Child {
+    Command::new("ffmpeg")
+        .args(["-v", "error", "-nostdin", "-re", "-f", "lavfi", "-i"])
+        .arg(format!("testsrc2=size={size}:rate=30"))
+        .args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000", "-t"])
+        .arg(seconds.to_string())
+        .args([
+            "-c:v", "libx264", "-preset", "veryfast", "-g", "30", "-bf", "2", "-pix_fmt", "yuv420p", "-c:a", "aac",
+            "-f", "flv",
+        ])
+        .arg(url)
+        .stdin(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+/// Wait for `cond` to hold, checking every 100 ms, failing after `limit`.
+pub async fn wait_until<F, Fut>(what: &str, limit: Duration, mut cond: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        if cond().await {
+            return;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
