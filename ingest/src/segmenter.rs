@@ -268,11 +268,16 @@ impl Segmenter {
 
         if let Some(first) = self.video.first() {
             let elapsed = ticks.saturating_sub(first.ticks);
+            // Keyframe cuts go by presentation time: decode times depend on the encoder's
+            // B-frame delay, presentation times do not, so a source and its ABR rungs (which
+            // share keyframes and presentation times) are cut at the same keyframes.
+            let first_pts = first.ticks as i64 + i64::from(first.cts);
+            let shown = u64::try_from(pts - first_pts).unwrap_or(0);
             let target = ms_to_ticks(self.target_ms, VIDEO_TIMESCALE);
             let forced = self.pending_bytes + data.len() > self.max_bytes
                 || elapsed > target.saturating_mul(5)
                 || self.video.len() >= MAX_PENDING_SAMPLES;
-            if (keyframe && elapsed >= target) || forced {
+            if (keyframe && shown >= target) || forced {
                 if forced && !keyframe {
                     warn!(elapsed_ticks = elapsed, "segment cut without a keyframe");
                 }
