@@ -19,6 +19,10 @@ const STREAM: &str = "main";
 const ANNOUNCE_TTL_MS: u64 = 60 * 60 * 1000;
 
 pub async fn run(data_dir: &Path, args: RunArgs) -> anyhow::Result<ExitCode> {
+    let ladder = ingest::parse_ladder(&args.ladder).context("--ladder")?;
+    ingest::check_ladder(&ladder, Path::new("ffmpeg"))
+        .await
+        .context("--ladder")?;
     let key_path = args.key.clone().unwrap_or_else(|| default_key_path(data_dir));
     let (key, created) = StreamKey::load_or_create(&key_path)?;
     if created {
@@ -68,6 +72,7 @@ pub async fn run(data_dir: &Path, args: RunArgs) -> anyhow::Result<ExitCode> {
         } else {
             ingest::Container::Fmp4
         },
+        ladder,
         ..ingest::IngestConfig::default()
     };
     let (tx, mut rx) = mpsc::channel(16);
