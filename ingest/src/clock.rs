@@ -25,6 +25,10 @@ pub(crate) struct Clock {
     offset: i64,
     last_out: [Option<i64>; 2],
     rebases: u32,
+    /// A fixed raw-to-timeline offset: no rebasing (see [`Clock::fixed`]).
+    fixed: bool,
+    /// How far the last `map` of a fixed clock raised its result to the floor.
+    raised_ms: u32,
 }
 
 /// Track index for [`Clock::map`].
@@ -42,6 +46,20 @@ impl Clock {
             offset: 0,
             last_out: [None, None],
             rebases: 0,
+            fixed: false,
+            raised_ms: 0,
+        }
+    }
+
+    /// A clock for input whose timestamps are already on the stream timeline up to a known
+    /// `offset_ms` (an ABR rung transcoded from the source): `raw + offset_ms`, unwrapped,
+    /// never below `floor_ms`, and never rebased, so the rung stays aligned with the source.
+    /// How far a result was raised to the floor is [`Clock::raised_ms`].
+    pub(crate) fn fixed(floor_ms: u64, offset_ms: i64) -> Self {
+        Self {
+            offset: offset_ms,
+            fixed: true,
+            ..Self::new(floor_ms)
         }
     }
 
@@ -51,7 +69,9 @@ impl Clock {
         match self.last_raw {
             None => {
                 self.unwrapped = i64::from(raw);
-                self.offset = self.base_ms - self.unwrapped;
+                if !self.fixed {
+                    self.offset = self.base_ms - self.unwrapped;
+                }
             }
             Some(last) => {
                 // The i32 reinterpretation unwraps the 2^32 ms wrap in both directions.
@@ -60,7 +80,9 @@ impl Clock {
         }
         self.last_raw = Some(raw);
         let mut out = self.unwrapped + self.offset;
-        if let Some(prev) = self.last_out[track] {
+        if let Some(prev) = self.last_out[track]
+            && !self.fixed
+        {
             let delta = out - prev;
             if !(-JUMP_BACKWARD_MS..=JUMP_FORWARD_MS).contains(&delta) {
                 let target = prev + NOMINAL_MS[track];
@@ -74,9 +96,22 @@ impl Clock {
                 out = target;
             }
         }
+        if self.fixed {
+            self.raised_ms = u32::try_from((self.base_ms - out).max(0)).unwrap_or(u32::MAX);
+        }
         let out = out.max(self.base_ms);
         self.last_out[track] = Some(out);
         u64::try_from(out).unwrap_or(0)
+    }
+}
+
+impl Clock {
+    /// For a fixed clock: how many ms the last [`Clock::map`] raised its result to reach the
+    /// floor (0 when it did not). A rung's first frames can sit a few tens of ms before the
+    /// floor (ffmpeg's B-frame decode delay, AAC priming); the segmenter keeps their
+    /// presentation times exact and drops such audio instead of shifting it.
+    pub(crate) fn raised_ms(&self) -> u32 {
+        self.raised_ms
     }
 }
 
@@ -116,5 +151,18 @@ mod tests {
         assert_eq!(c.map(VIDEO, 10), 5_132);
         // Small backwards steps pass through (the segmenter keeps DTS monotonic).
         assert_eq!(c.map(VIDEO, 0), 5_122);
+    }
+
+    #[test]
+    fn fixed_offset_keeps_gaps_and_floor() {
+        let mut c = Clock::fixed(4_000, 3_000);
+        assert_eq!(c.map(VIDEO, 950), 4_000); // 3_950 is below the floor
+        assert_eq!(c.raised_ms(), 50);
+        assert_eq!(c.map(AUDIO, 1_000), 4_000);
+        assert_eq!(c.raised_ms(), 0);
+        assert_eq!(c.map(VIDEO, 1_033), 4_033);
+        assert_eq!(c.raised_ms(), 0);
+        // A gap (dropped input, ffmpeg restart) stays a gap: the rung keeps the source's clock.
+        assert_eq!(c.map(VIDEO, 9_033), 12_033);
     }
 }

@@ -16,6 +16,8 @@ use crate::error::{Error, Result};
 use crate::rtmp::{HandshakeStep, ServerHandshake, Session};
 use crate::segmenter::Segmenter;
 use crate::server::{Claim, ClaimError, Shared};
+#[cfg(unix)]
+use crate::transcoder::Ladder;
 use crate::{IngestEvent, Segment};
 
 /// Bytes read from the socket at a time.
@@ -26,6 +28,8 @@ const FINAL_SEND: Duration = Duration::from_secs(5);
 struct Publish {
     claim: Claim,
     segmenter: Segmenter,
+    #[cfg(unix)]
+    ladder: Option<Ladder>,
 }
 
 struct Conn {
@@ -237,11 +241,26 @@ impl Conn {
                     cfg.max_segment_bytes,
                     claim.timeline,
                 );
+                #[cfg(unix)]
+                let ladder = (!cfg.ladder.is_empty()).then(|| {
+                    Ladder::new(
+                        Arc::clone(&self.shared),
+                        claim.stream.clone(),
+                        claim.session,
+                        claim.timeline.next_start_ms,
+                        claim.rungs.clone(),
+                    )
+                });
                 let event = IngestEvent::Publishing {
                     stream: claim.stream.clone(),
                     session: claim.session,
                 };
-                self.publish = Some(Publish { claim, segmenter });
+                self.publish = Some(Publish {
+                    claim,
+                    segmenter,
+                    #[cfg(unix)]
+                    ladder,
+                });
                 self.last_media = Instant::now();
                 self.send(event).await?;
                 self.session.accept(request_id)
@@ -267,6 +286,10 @@ impl Conn {
         } else {
             p.segmenter.audio(ts, &data)?
         };
+        #[cfg(unix)]
+        if let Some(ladder) = &mut p.ladder {
+            ladder.push(video, p.segmenter.mapped_ms(), &data);
+        }
         for s in segments {
             self.send_segment(s).await?;
         }
@@ -311,6 +334,12 @@ impl Conn {
             }
             Ok(None) => {}
             Err(e) => warn!(error = %e, "final segment failed"),
+        }
+        // The rungs' last segments come before Unpublished, and the stream stays claimed
+        // until they are out, so their timelines carry over to the next publisher.
+        #[cfg(unix)]
+        if let Some(ladder) = p.ladder.take() {
+            p.claim.rungs = ladder.finish().await;
         }
         let ev = IngestEvent::Unpublished {
             stream: p.claim.stream.clone(),

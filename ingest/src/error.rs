@@ -46,6 +46,9 @@ pub enum Error {
     /// The configuration is unusable.
     #[error("config: {0}")]
     Config(String),
+    /// ffmpeg, needed by the ABR ladder, is missing, unusable or failed.
+    #[error("ffmpeg: {0}")]
+    Ffmpeg(String),
     /// Socket errors.
     #[error("io: {0}")]
     Io(#[from] std::io::Error),

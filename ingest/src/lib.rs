@@ -29,6 +29,46 @@
 //! `mdat`. [`Container::Ts`]: MPEG-TS with PAT/PMT at the start of every segment, H.264 in
 //! Annex B with AUD (and SPS/PPS on keyframes), AAC in ADTS; `init` is `None`.
 //!
+//! # ABR ladder (optional)
+//! The source always passes through untouched: streaming never needs a transcoder. When
+//! [`IngestConfig::ladder`] lists rungs (e.g. `720p,480p,360p`, see [`Rung`] and
+//! [`parse_ladder`]), each source publish also gets one `ffmpeg` child that encodes every rung
+//! whose height is below the source's real height (read from the SPS; rungs at or above it
+//! are skipped) to H.264 (x264 `veryfast`, capped VBR) + AAC. Rung segments come out as
+//! [`IngestEvent::Segment`] with `rendition` set to the rung name, for the caller to sign like
+//! the source.
+//!
+//! ```text
+//! source conn --try_send (never waits)--> bounded queue --FLV on stdin--> ffmpeg
+//!   ffmpeg --FLV per rung over a Unix socket in a private 0700 directory--> rung reader
+//!   rung reader --> segmenter (same code as the source) --> IngestEvent::Segment
+//! ```
+//!
+//! - Alignment: the feed keeps the source timeline (`-copyts`) and ffmpeg forces a keyframe
+//!   exactly where the source has one (`-force_key_frames source`, no scene-cut or periodic
+//!   keyframes), so every rung is cut at the same instants as the source with the same
+//!   timestamps: players can switch at any segment boundary.
+//! - Isolation: if ffmpeg falls behind, the ladder's input is dropped up to the next source
+//!   keyframe (logged, counted in [`IngestStats::ladder_dropped_tags`]); the source never waits.
+//!   Rungs come back over Unix sockets, not RTMP: no internal keys, and no share of
+//!   [`IngestConfig::max_connections`] for an outsider to take.
+//! - Failure: ffmpeg dying mid-stream is logged with the tail of its stderr (the whole stderr
+//!   goes to the log at debug) and restarted with backoff (1 s doubling to 16 s; the ladder
+//!   gives up for the session after 5 failures in a row); the restarted rungs resume at the
+//!   next keyframe with `discontinuity = true`. The source is never affected.
+//! - End: on unpublish or shutdown, ffmpeg's stdin is closed, it gets 4 s to flush (then it
+//!   is killed), every rung's partial segment is emitted, and only then the session's
+//!   [`IngestEvent::Unpublished`]. A reconnect within that drain (normally well under a
+//!   second) is refused as "already live".
+//! - Start-up: with a ladder configured, [`serve`] (and [`check_ladder`], for callers that
+//!   want to fail before anything else) returns [`Error::Ffmpeg`] if `ffmpeg` is missing or
+//!   lacks libx264, aac or the unix protocol. Unix only.
+//! - Limits: the source must be H.264 (classic or Enhanced RTMP); HEVC/AV1 sources pass through
+//!   without rungs. The rung set, and whether rungs carry audio, are fixed at the first keyframe
+//!   of a publish (publishers send both sequence headers before it). A resync or restart resumes
+//!   at a source keyframe, so with keyframes more often than the target duration the rung's
+//!   later cuts can fall one keyframe off the source's until the next publish.
+//!
 //! # Bounds
 //! Media messages above [`IngestConfig::max_message_size`] close the connection, as do a
 //! handshake + publish slower than [`IngestConfig::handshake_timeout`] and no media for
@@ -47,16 +87,24 @@ mod codec;
 mod connection;
 mod error;
 mod flv;
+mod flv_stream;
 mod fmp4;
+mod ladder;
 mod rtmp;
 mod segmenter;
 mod server;
+#[cfg(unix)]
+mod transcoder;
 mod ts;
 
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 pub use codec::VideoCodec;
 pub use error::{Error, Result};
+pub use ladder::{Rung, check_ffmpeg, check_ladder, parse_ladder};
 pub use server::serve;
 
 /// Segment container format.
@@ -99,6 +147,32 @@ pub struct IngestConfig {
     pub max_segment_bytes: usize,
     /// Concurrent RTMP connections; further ones are closed at once.
     pub max_connections: usize,
+    /// ABR ladder: renditions transcoded from the source by ffmpeg. Empty (the default):
+    /// no transcoding, the source only.
+    pub ladder: Vec<Rung>,
+    /// The ffmpeg the ladder runs (looked up in `PATH` unless it has a slash).
+    pub ffmpeg: PathBuf,
+    /// Counters the caller may export as metrics; clone the `Arc` before passing the config.
+    pub stats: Arc<IngestStats>,
+}
+
+/// Counters for an operator's metrics.
+#[derive(Debug, Default)]
+pub struct IngestStats {
+    pub(crate) ladder_dropped: AtomicU64,
+    pub(crate) ladder_failures: AtomicU64,
+}
+
+impl IngestStats {
+    /// Source tags the ABR ladder dropped because ffmpeg was not keeping up.
+    pub fn ladder_dropped_tags(&self) -> u64 {
+        self.ladder_dropped.load(Ordering::Relaxed)
+    }
+
+    /// Times an ffmpeg of the ABR ladder failed while its source was live.
+    pub fn ladder_ffmpeg_failures(&self) -> u64 {
+        self.ladder_failures.load(Ordering::Relaxed)
+    }
 }
 
 impl Default for IngestConfig {
@@ -113,6 +187,9 @@ impl Default for IngestConfig {
             max_message_size: 8 * 1024 * 1024,
             max_segment_bytes: 64 * 1024 * 1024,
             max_connections: 16,
+            ladder: Vec::new(),
+            ffmpeg: PathBuf::from("ffmpeg"),
+            stats: Arc::default(),
         }
     }
 }
@@ -166,7 +243,7 @@ pub struct Segment {
     pub stream: String,
     /// Publish session that produced it.
     pub session: u64,
-    /// Rendition name; ingest produces only `source`.
+    /// Rendition name: `source`, or the [`Rung::name`] of an ABR ladder rung.
     pub rendition: String,
     /// Index of this segment within the stream, counted across reconnects.
     pub sequence: u64,

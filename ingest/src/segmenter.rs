@@ -45,11 +45,14 @@ struct Layout {
 pub(crate) struct Segmenter {
     stream: String,
     session: u64,
+    rendition: String,
     container: Container,
     target_ms: u64,
     max_bytes: usize,
     timeline: Timeline,
     clock: Clock,
+    /// Timeline time of the frame the last `video`/`audio` call mapped, if any.
+    mapped_ms: Option<u64>,
     video_cfg: Option<VideoConfig>,
     audio_cfg: Option<AudioConfig>,
     meta_size: (u32, u32),
@@ -79,11 +82,13 @@ impl Segmenter {
         Self {
             stream,
             session,
+            rendition: "source".to_owned(),
             container,
             target_ms: u64::try_from(target.as_millis()).unwrap_or(2000).max(100),
             max_bytes,
             clock: Clock::new(timeline.next_start_ms),
             timeline,
+            mapped_ms: None,
             video_cfg: None,
             audio_cfg: None,
             meta_size: (0, 0),
@@ -100,6 +105,20 @@ impl Segmenter {
             peak_bps: 0,
             warned: [false; 3],
         }
+    }
+
+    /// Makes this the segmenter of an ABR rung: its own rendition name, and a clock that keeps
+    /// the timestamps ffmpeg copied from the source (see [`Clock::fixed`]).
+    pub(crate) fn for_rung(mut self, rendition: &str, clock: Clock) -> Self {
+        rendition.clone_into(&mut self.rendition);
+        self.clock = clock;
+        self
+    }
+
+    /// Timeline milliseconds of the frame handled by the last `video`/`audio` call; `None`
+    /// when that call carried no frame the timeline took (config, dropped or unparsable tag).
+    pub(crate) fn mapped_ms(&self) -> Option<u64> {
+        self.mapped_ms
     }
 
     /// The timeline the next session of this stream continues from.
@@ -124,6 +143,7 @@ impl Segmenter {
     /// Handles one video tag body at RTMP timestamp `ts_ms`.
     pub(crate) fn video(&mut self, ts_ms: u32, body: &Bytes) -> Result<Vec<Segment>> {
         let mut out = Vec::new();
+        self.mapped_ms = None;
         let tag = match flv::parse_video(body) {
             Ok(t) => t,
             Err(e @ crate::Error::Unsupported { .. }) => {
@@ -154,7 +174,10 @@ impl Segmenter {
                     return Ok(out);
                 }
                 let ms = self.clock.map(VIDEO, ts_ms);
-                self.video_frame(ms, cts_ms, keyframe, data, &mut out)?;
+                self.mapped_ms = Some(ms);
+                // A decode time raised to the floor keeps its presentation time.
+                let raised = i32::try_from(self.clock.raised_ms()).unwrap_or(i32::MAX);
+                self.video_frame(ms, cts_ms.saturating_sub(raised), keyframe, data, &mut out)?;
             }
             VideoTag::End | VideoTag::Ignored(_) => {}
         }
@@ -164,6 +187,7 @@ impl Segmenter {
     /// Handles one audio tag body at RTMP timestamp `ts_ms`.
     pub(crate) fn audio(&mut self, ts_ms: u32, body: &Bytes) -> Result<Vec<Segment>> {
         let mut out = Vec::new();
+        self.mapped_ms = None;
         let tag = match flv::parse_audio(body) {
             Ok(t) => t,
             Err(e @ crate::Error::Unsupported { .. }) => {
@@ -185,6 +209,12 @@ impl Segmenter {
             }
             AudioTag::Frame(data) => {
                 let ms = self.clock.map(AUDIO, ts_ms);
+                self.mapped_ms = Some(ms);
+                if self.clock.raised_ms() > 0 {
+                    // Before the floor (a rung's AAC priming): dropped rather than shifting
+                    // all later audio.
+                    return Ok(out);
+                }
                 self.audio_frame(ms, data, &mut out)?;
             }
         }
@@ -268,11 +298,16 @@ impl Segmenter {
 
         if let Some(first) = self.video.first() {
             let elapsed = ticks.saturating_sub(first.ticks);
+            // Keyframe cuts go by presentation time: decode times depend on the encoder's
+            // B-frame delay, presentation times do not, so a source and its ABR rungs (which
+            // share keyframes and presentation times) are cut at the same keyframes.
+            let first_pts = first.ticks as i64 + i64::from(first.cts);
+            let shown = u64::try_from(pts - first_pts).unwrap_or(0);
             let target = ms_to_ticks(self.target_ms, VIDEO_TIMESCALE);
             let forced = self.pending_bytes + data.len() > self.max_bytes
                 || elapsed > target.saturating_mul(5)
                 || self.video.len() >= MAX_PENDING_SAMPLES;
-            if (keyframe && elapsed >= target) || forced {
+            if (keyframe && shown >= target) || forced {
                 if forced && !keyframe {
                     warn!(elapsed_ticks = elapsed, "segment cut without a keyframe");
                 }
@@ -509,7 +544,7 @@ impl Segmenter {
         let segment = Segment {
             stream: self.stream.clone(),
             session: self.session,
-            rendition: "source".to_owned(),
+            rendition: self.rendition.clone(),
             sequence: self.timeline.next_sequence,
             container: self.container,
             init: layout.init.clone(),

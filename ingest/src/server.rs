@@ -25,6 +25,8 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 struct StreamSlot {
     live: Option<u64>,
     timeline: Timeline,
+    /// Timelines of the ABR ladder's rungs, by rung name.
+    rungs: HashMap<String, Timeline>,
 }
 
 /// State shared by all connections of one [`serve`] call.
@@ -51,6 +53,7 @@ pub(crate) struct Claim {
     pub stream: String,
     pub session: u64,
     pub timeline: Timeline,
+    pub rungs: HashMap<String, Timeline>,
 }
 
 impl Claim {
@@ -68,6 +71,7 @@ impl Drop for Claim {
                 slot.live = None;
             }
             slot.timeline = self.timeline;
+            slot.rungs = std::mem::take(&mut self.rungs);
         }
     }
 }
@@ -88,6 +92,7 @@ impl Shared {
             stream: stream.clone(),
             session,
             timeline: slot.timeline,
+            rungs: slot.rungs.clone(),
         })
     }
 }
@@ -103,6 +108,10 @@ fn validate(cfg: &IngestConfig) -> Result<HashMap<String, String>> {
         return Err(Error::Config(
             "max_connections must be > 0 and max_message_size >= 4096".into(),
         ));
+    }
+    #[cfg(not(unix))]
+    if !cfg.ladder.is_empty() {
+        return Err(Error::Config("the ABR ladder needs a Unix system".into()));
     }
     let mut keys = HashMap::new();
     for k in &cfg.keys {
@@ -120,8 +129,9 @@ fn validate(cfg: &IngestConfig) -> Result<HashMap<String, String>> {
 /// [`IngestEvent`]s to `events`. On shutdown every live publish emits its partial segment
 /// and an [`IngestEvent::Unpublished`] before this returns (bounded by a 10 s grace period).
 ///
-/// Errors: only an invalid [`IngestConfig`]; per-connection failures are logged and cost
-/// only that connection.
+/// Errors: only an invalid [`IngestConfig`], or, with an ABR ladder configured, an ffmpeg
+/// that is missing or lacks what the ladder needs ([`Error::Ffmpeg`]). Per-connection
+/// failures are logged and cost only that connection.
 pub async fn serve(
     listener: TcpListener,
     cfg: IngestConfig,
@@ -129,6 +139,7 @@ pub async fn serve(
     shutdown: impl Future<Output = ()>,
 ) -> Result<()> {
     let keys = validate(&cfg)?;
+    crate::ladder::check_ladder(&cfg.ladder, &cfg.ffmpeg).await?;
     let limit = Arc::new(Semaphore::new(cfg.max_connections));
     let shared = Arc::new(Shared {
         cfg,

@@ -135,4 +135,9 @@ pub struct RunArgs {
     /// Segments kept on disk for the archive (DVR); 0 keeps all. Default 1800.
     #[arg(long)]
     pub retain: Option<usize>,
+    /// ABR ladder transcoded by ffmpeg besides the untouched source, as presets: 1080p, 720p,
+    /// 480p, 360p, 240p, 144p (comma-separated). Rungs not below the source are skipped.
+    /// Needs ffmpeg with libx264 and aac. Default: none (no transcoding).
+    #[arg(long, env = "HLSWARM_LADDER")]
+    pub ladder: Option<String>,
 }

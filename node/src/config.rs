@@ -35,6 +35,10 @@ pub struct RtmpConfig {
     pub segment_seconds: u64,
     /// MPEG-TS instead of fMP4/CMAF.
     pub ts: bool,
+    /// ABR ladder presets transcoded by ffmpeg besides the source, e.g. "720p,480p"; "" for none.
+    pub ladder: String,
+    /// The ffmpeg the ladder runs.
+    pub ffmpeg: PathBuf,
 }
 
 impl Default for RtmpConfig {
@@ -45,6 +49,8 @@ impl Default for RtmpConfig {
             stream_key: None,
             segment_seconds: 2,
             ts: false,
+            ladder: String::new(),
+            ffmpeg: PathBuf::from("ffmpeg"),
         }
     }
 }
@@ -148,6 +154,7 @@ impl Config {
         if a.ts {
             self.rtmp.ts = true;
         }
+        set(&mut self.rtmp.ladder, &a.ladder);
         set(&mut self.http.listen, &a.http);
         if a.no_http {
             self.http.enabled = false;

@@ -29,6 +29,12 @@ const ANNOUNCE_TTL_MS: u64 = 60 * 60 * 1000;
 
 pub async fn run(data_dir: &Path, args: RunArgs) -> anyhow::Result<ExitCode> {
     let cfg = Config::load(data_dir, &args)?;
+    let ladder = ingest::parse_ladder(&cfg.rtmp.ladder).context("--ladder")?;
+    if cfg.rtmp.enabled {
+        ingest::check_ladder(&ladder, &cfg.rtmp.ffmpeg)
+            .await
+            .context("--ladder")?;
+    }
     let key_path = cfg.stream.key.clone().unwrap_or_else(|| default_key_path(data_dir));
     let (key, created) = StreamKey::load_or_create(&key_path)?;
     if created {
@@ -142,6 +148,8 @@ pub async fn run(data_dir: &Path, args: RunArgs) -> anyhow::Result<ExitCode> {
                 } else {
                     ingest::Container::Fmp4
                 },
+                ladder,
+                ffmpeg: cfg.rtmp.ffmpeg.clone(),
                 ..ingest::IngestConfig::default()
             };
             Some(tokio::spawn(ingest::serve(
@@ -170,6 +178,7 @@ pub async fn run(data_dir: &Path, args: RunArgs) -> anyhow::Result<ExitCode> {
         hints,
         announced: None,
         announced_at: 0,
+        clock: None,
     };
     node.announce_if_needed(true);
     let mut failed = false;
@@ -234,6 +243,9 @@ struct Signing<'a> {
     hints: Hints,
     announced: Option<String>,
     announced_at: u64,
+    /// (session, Unix ms at stream time 0): program date-times come from the stream's own
+    /// timeline, so ladder rungs (which arrive later than the source) get the source's times.
+    clock: Option<(u64, u64)>,
 }
 
 impl Signing<'_> {
@@ -250,7 +262,16 @@ impl Signing<'_> {
             }
             ingest::IngestEvent::Segment(seg) => {
                 let (rendition, data, init) = (seg.rendition.clone(), seg.data.clone(), seg.init.clone());
-                let new = to_new_segment(seg);
+                let anchor = match self.clock {
+                    Some((session, anchor)) if session == seg.session => anchor,
+                    _ => {
+                        let end_ms = (seg.start_pts_us + seg.duration_us) / 1000;
+                        let anchor = now_ms().saturating_sub(end_ms);
+                        self.clock = Some((seg.session, anchor));
+                        anchor
+                    }
+                };
+                let new = to_new_segment(seg, anchor);
                 match tokio::task::block_in_place(|| self.signer.publish(vec![new])) {
                     Ok(m) => {
                         tracing::info!(seq = m.body.seq, log = m.body.log.size, "signed MANIFEST_ROOT");
@@ -339,7 +360,8 @@ fn printable_host(a: std::net::SocketAddr) -> String {
     }
 }
 
-fn to_new_segment(seg: ingest::Segment) -> NewSegment {
+/// `anchor`: Unix ms of stream time 0 in this publish session.
+fn to_new_segment(seg: ingest::Segment, anchor: u64) -> NewSegment {
     let info = &seg.info;
     NewSegment {
         rendition: seg.rendition.clone(),
@@ -351,7 +373,7 @@ fn to_new_segment(seg: ingest::Segment) -> NewSegment {
         init: seg.init.as_ref().map(|b| Arc::from(&b[..])),
         duration_us: seg.duration_us,
         discontinuity: seg.discontinuity,
-        pdt_ms: Some(now_ms().saturating_sub(seg.duration_us / 1000)),
+        pdt_ms: Some(anchor + seg.start_pts_us / 1000),
         info: RenditionInfo {
             codecs: (!info.codecs.is_empty()).then(|| info.codecs.clone()),
             resolution: (info.width > 0 && info.height > 0).then(|| format!("{}x{}", info.width, info.height)),

@@ -237,3 +237,27 @@ fn garbage_tags_never_panic() {
     }
     let _ = s.flush();
 }
+
+#[test]
+fn rung_with_a_decode_delay_cuts_at_the_same_keyframes() {
+    // ffmpeg's rung of a source: same presentation times, decode times two frames earlier,
+    // the first ones before the floor. Keyframes every second, 1 s target.
+    let mut s = segmenter(1000).for_rung("240p", Clock::fixed(0, -10_000));
+    let mut out = s.video(10_000, &video_config()).unwrap();
+    for i in 0..90u32 {
+        let pts = 10_000 + i * 1000 / 30;
+        out.extend(s.video(pts - 67, &video_frame(i % 30 == 0, 67)).unwrap());
+    }
+    out.extend(s.flush().unwrap());
+    let durations: Vec<u64> = out.iter().map(|s| s.duration_us).collect();
+    assert_eq!(out.len(), 3, "{durations:?}");
+    for (i, seg) in out.iter().enumerate() {
+        assert_eq!(seg.rendition, "240p");
+        // Presentation times stay exact although the first decode times were raised.
+        assert!(
+            seg.start_pts_us.abs_diff(i as u64 * 1_000_000) <= 1_000,
+            "{i}: {}",
+            seg.start_pts_us
+        );
+    }
+}
