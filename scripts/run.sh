@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Set up and run an hlswarm node with its defaults: RTMP ingest on :1935, signed HLS written to
-# ./hlswarm-data/streams/<stream_id>/. It prints the OBS server URL and stream key. Ctrl-C stops it.
+# Set up and run an hlswarm node with its defaults: RTMP ingest on :1935, HTTP origin with the
+# watch page and dashboard on :8080, signed HLS kept in ./hlswarm-data. It prints the OBS server
+# URL, the stream key and the watch link. Ctrl-C stops it (the current segment is signed first).
 #   extra arguments go to `hlswarm run` (see `hlswarm run --help`)
 set -euo pipefail
 cd "$(dirname "$0")/.."

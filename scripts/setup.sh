@@ -1,6 +1,10 @@
 #!/usr/bin/env bash
-# Install what building and testing hlswarm needs on a fresh Debian machine, only when missing.
+# Install what building (and, with --test, testing) hlswarm needs on a fresh Debian machine,
+# only what is missing. Then build the web client the node embeds.
+#   scripts/setup.sh          build needs: C compiler, Node.js + npm (web client)
+#   scripts/setup.sh --test   also ffmpeg/ffprobe, python3 and Chromium for the tests
 set -euo pipefail
+cd "$(dirname "$0")/.."
 
 as_root() {
     if [ "$(id -u)" -eq 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo "$@"; else
@@ -9,10 +13,15 @@ as_root() {
 }
 
 missing=()
-command -v ffmpeg >/dev/null || missing+=(ffmpeg)
-command -v ffprobe >/dev/null || missing+=(ffmpeg)
-command -v python3 >/dev/null || missing+=(python3)
 command -v cc >/dev/null || missing+=(gcc libc6-dev)
+command -v node >/dev/null || missing+=(nodejs)
+command -v npm >/dev/null || missing+=(npm)
+if [ "${1:-}" = "--test" ]; then
+    command -v ffmpeg >/dev/null || missing+=(ffmpeg)
+    command -v ffprobe >/dev/null || missing+=(ffmpeg)
+    command -v python3 >/dev/null || missing+=(python3)
+    [ -x /usr/bin/chromium ] || missing+=(chromium)
+fi
 if [ ${#missing[@]} -gt 0 ]; then
     echo "installing: ${missing[*]}"
     as_root apt-get update -qq
@@ -27,3 +36,12 @@ if command -v rustup >/dev/null; then
     rustup component list --installed 2>/dev/null | grep -q '^rustfmt' || rustup component add rustfmt
     rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy
 fi
+
+# The web client: pinned by web-client/package-lock.json; built into web-client/dist, which
+# the hlswarm binary embeds at compile time. Nothing prebuilt is committed.
+echo "== web client (npm ci, npm run build)"
+(
+    cd web-client
+    npm ci --no-audit --no-fund --loglevel=error
+    npm run --silent build
+)

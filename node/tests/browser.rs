@@ -1,0 +1,239 @@
+//! The watch page in real headless Chromium (web-client/test/e2e/driver.mjs drives it and prints
+//! the page's stats as JSON lines): ffmpeg pushes RTMP into `hlswarm run`, the page plays with
+//! every playlist and segment verified in the page; a test proxy between page and node then
+//! flips bytes in segments (refused, refetched, playback goes on) and serves a manifest signed
+//! by another key (refused with a visible error). The self-test page runs the protocol vectors.
+//!
+//! Needs node, web-client/node_modules (`npm ci`) and /usr/bin/chromium: scripts/test.sh sets
+//! them up.
+
+#![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex, mpsc};
+use std::time::{Duration, Instant};
+
+use axum::body::Bytes;
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use common::{Node, SECRET, publish};
+use serde_json::Value;
+
+/// The adversary between the page and the node.
+struct Proxy {
+    upstream: String,
+    client: reqwest::Client,
+    /// Media segment responses still to corrupt.
+    tamper: AtomicU32,
+    tampered: AtomicU32,
+    /// When set, served instead of the real manifest.json.
+    forged_manifest: Mutex<Option<Vec<u8>>>,
+}
+
+async fn proxy(State(p): State<Arc<Proxy>>, req: Request) -> Response {
+    let path = req.uri().path_and_query().map_or("/", |x| x.as_str()).to_string();
+    let mut fwd = p.client.get(format!("{}{path}", p.upstream));
+    for name in ["range", "if-none-match", "x-hlswarm-viewer"] {
+        if let Some(v) = req.headers().get(name) {
+            fwd = fwd.header(name, v.as_bytes());
+        }
+    }
+    let Ok(resp) = fwd.send().await else {
+        return StatusCode::BAD_GATEWAY.into_response();
+    };
+    let status = resp.status().as_u16();
+    let mut headers = HeaderMap::new();
+    for name in ["content-type", "cache-control", "etag", "content-range"] {
+        if let Some(v) = resp.headers().get(name) {
+            headers.insert(name, v.to_str().unwrap().parse().unwrap());
+        }
+    }
+    let mut body = resp.bytes().await.map(|b| b.to_vec()).unwrap_or_default();
+    if path.ends_with("/manifest.json")
+        && let Some(forged) = p.forged_manifest.lock().unwrap().clone()
+    {
+        body = forged;
+    }
+    if path.contains("/seg/")
+        && path.ends_with(".m4s")
+        && status == 200
+        && !body.is_empty()
+        && p.tamper
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok()
+    {
+        let mid = body.len() / 2;
+        body[mid] ^= 0x01;
+        p.tampered.fetch_add(1, Ordering::SeqCst);
+    }
+    headers.insert("cache-control", "no-store".parse().unwrap());
+    (StatusCode::from_u16(status).unwrap(), headers, Bytes::from(body)).into_response()
+}
+
+async fn start_proxy(upstream: String) -> (String, Arc<Proxy>) {
+    let p = Arc::new(Proxy {
+        upstream,
+        client: reqwest::Client::new(),
+        tamper: AtomicU32::new(0),
+        tampered: AtomicU32::new(0),
+        forged_manifest: Mutex::new(None),
+    });
+    let app = axum::Router::new().fallback(proxy).with_state(p.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (format!("http://{addr}"), p)
+}
+
+/// The Chromium driver: one JSON line of page stats every 250 ms until stdin closes.
+struct Browser {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+    last: Value,
+}
+
+impl Browser {
+    fn open(url: &str, extra: &[&str]) -> Browser {
+        let driver = concat!(env!("CARGO_MANIFEST_DIR"), "/../web-client/test/e2e/driver.mjs");
+        let mut child = Command::new("node")
+            .arg(driver)
+            .args(["--url", url, "--timeout-s", "120"])
+            .args(extra)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("node runs the browser driver");
+        let out = child.stdout.take().unwrap();
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(out).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Browser {
+            child,
+            lines,
+            last: Value::Null,
+        }
+    }
+
+    /// Read stats lines until `cond` holds on one, failing after `limit`.
+    fn wait(&mut self, what: &str, limit: Duration, cond: impl Fn(&Value) -> bool) -> Value {
+        let deadline = Instant::now() + limit;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let Ok(line) = self.lines.recv_timeout(left) else {
+                panic!("timed out waiting for {what}; last stats: {}", self.last);
+            };
+            let v: Value = serde_json::from_str(&line).unwrap_or_else(|_| panic!("driver printed {line:?}"));
+            assert!(v.get("error").is_none(), "browser driver failed: {v}");
+            let stats = v["stats"].clone();
+            if !stats.is_null() {
+                self.last = stats.clone();
+            }
+            if cond(&stats) {
+                return stats;
+            }
+        }
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        drop(self.child.stdin.take()); // the driver closes Chromium and exits
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn num(v: &Value, k: &str) -> f64 {
+    v[k].as_f64().unwrap_or(0.0)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn watch_page_verifies_everything_and_refuses_tampering() {
+    let data = tempfile::tempdir().unwrap();
+    let node = Node::start(data.path(), &["--segment-seconds", "1", "--title", "browser test"]);
+    let id = node.stream_id.clone();
+    let mut push = publish(&node.rtmp_url(SECRET), 40, "320x240");
+    let (origin, proxy) = start_proxy(node.url("")).await;
+
+    let watch = format!("{origin}/watch/{id}");
+    let mut page = tokio::task::block_in_place(|| Browser::open(&watch, &[]));
+    let s = tokio::task::block_in_place(|| {
+        page.wait("verified playback", Duration::from_secs(60), |s| {
+            num(s, "currentTime") >= 3.0 && num(s, "verifiedSegments") >= 3.0
+        })
+    });
+    assert!(s["fatalError"].is_null(), "{s}");
+    assert_eq!(num(&s, "segmentFailures"), 0.0, "{s}");
+    assert_eq!(s["streamId"], id.as_str());
+    assert_eq!(s["title"], "browser test");
+    assert!(
+        num(&s, "verifiedInit") >= 1.0 && num(&s, "verifiedPlaylists") >= 1.0,
+        "{s}"
+    );
+    assert!(num(&s, "bytesHttp") > 0.0, "{s}");
+
+    // Flipped bytes in the next two media segments: refused, refetched, playback goes on.
+    proxy.tamper.store(2, Ordering::SeqCst);
+    let s = tokio::task::block_in_place(|| {
+        page.wait("the tampered segments to be refused", Duration::from_secs(30), |s| {
+            num(s, "segmentFailures") >= 2.0
+        })
+    });
+    assert_eq!(proxy.tampered.load(Ordering::SeqCst), 2);
+    let (t0, v0) = (num(&s, "currentTime"), num(&s, "verifiedSegments"));
+    let s = tokio::task::block_in_place(|| {
+        page.wait(
+            "playback to continue past the tampering",
+            Duration::from_secs(30),
+            |s| num(s, "currentTime") >= t0 + 3.0 && num(s, "verifiedSegments") >= v0 + 2.0,
+        )
+    });
+    assert!(s["fatalError"].is_null(), "{s}");
+
+    // A manifest signed by another key is refused, visibly.
+    let wire = std::fs::read(data.path().join(format!("streams/{id}/manifest.json"))).unwrap();
+    let Value::Object(obj) = serde_json::from_slice::<Value>(&wire).unwrap() else {
+        panic!("manifest is an object")
+    };
+    let other = manifest_signer::StreamKey::from_seed([7; 32]);
+    let forged = manifest_signer::objects::sign_raw::<manifest_signer::ManifestRoot>(obj, &other).unwrap();
+    *proxy.forged_manifest.lock().unwrap() = Some(forged);
+    let s = tokio::task::block_in_place(|| {
+        page.wait("the forged manifest to be refused", Duration::from_secs(20), |s| {
+            num(s, "manifestFailures") >= 1.0
+        })
+    });
+    let err = s["lastError"].as_str().unwrap_or("");
+    assert!(err.contains("bad_signature"), "visible error names the failure: {s}");
+    drop(page);
+
+    // The page's verifier passes every protocol test vector.
+    let mut selftest = tokio::task::block_in_place(|| Browser::open(&format!("{origin}/selftest"), &["--selftest"]));
+    let s =
+        tokio::task::block_in_place(|| selftest.wait("the self-test", Duration::from_secs(60), |s| s["done"] == true));
+    assert!(num(&s, "passed") >= 51.0, "{s}");
+    assert_eq!(num(&s, "failed"), 0.0, "{s}");
+    drop(selftest);
+
+    let _ = push.kill();
+    let _ = push.wait();
+    assert!(node.stop().success());
+}

@@ -1,0 +1,84 @@
+// Deterministic playlists (PROTOCOL.md §10), byte-identical to playlist.rs. The page renders
+// these itself from a verified manifest; it never uses playlist bytes from the network.
+
+/** Peak bits per second over the window, exact (BigInt floor), 0 for an empty window. */
+export function peakBandwidth(r) {
+  let peak = 0n;
+  for (const s of r.segments) {
+    const dur = BigInt(Math.max(s.dur_us, 1));
+    const bw = (BigInt(s.size) * 8n * 1000000n) / dur;
+    if (bw > peak) peak = bw;
+  }
+  return peak;
+}
+
+const pad = (n, w) => String(n).padStart(w, "0");
+
+/** `<int>.<frac>` with a fixed number of fraction digits, from an integer and a divisor. */
+function fixed(n, div, digits) {
+  return `${Math.floor(n / div)}.${pad(n % div, digits)}`;
+}
+
+/** §10.1 master playlist. */
+export function renderMaster(m) {
+  let out = "#EXTM3U\n#EXT-X-VERSION:6\n#EXT-X-INDEPENDENT-SEGMENTS\n";
+  for (const r of m.renditions) {
+    let bw = r.bandwidth !== undefined ? BigInt(r.bandwidth) : peakBandwidth(r);
+    if (bw < 1n) bw = 1n;
+    out += `#EXT-X-STREAM-INF:BANDWIDTH=${bw}`;
+    if (r.codecs !== undefined) out += `,CODECS="${r.codecs}"`;
+    if (r.resolution !== undefined) out += `,RESOLUTION=${r.resolution}`;
+    if (r.frame_rate_milli !== undefined) out += `,FRAME-RATE=${fixed(r.frame_rate_milli, 1000, 3)}`;
+    out += `\n${r.name}.m3u8\n`;
+  }
+  return out;
+}
+
+/** §10.2 media playlist of one rendition. */
+export function renderMedia(r) {
+  const ext = r.container === "fmp4" ? "m4s" : "ts";
+  let out = "#EXTM3U\n";
+  out += `#EXT-X-VERSION:${r.container === "fmp4" ? 6 : 3}\n`;
+  out += `#EXT-X-TARGETDURATION:${r.target_duration}\n`;
+  out += `#EXT-X-MEDIA-SEQUENCE:${r.segments.length ? r.segments[0].seq : 0}\n`;
+  out += `#EXT-X-DISCONTINUITY-SEQUENCE:${r.disc_seq}\n`;
+  let currentInit;
+  for (const s of r.segments) {
+    if (s.disc) out += "#EXT-X-DISCONTINUITY\n";
+    if (s.init !== undefined && s.init !== currentInit) {
+      out += `#EXT-X-MAP:URI="seg/${s.init}.mp4"\n`;
+      currentInit = s.init;
+    }
+    if (s.pdt_ms !== undefined) out += `#EXT-X-PROGRAM-DATE-TIME:${formatPdt(s.pdt_ms)}\n`;
+    out += `#EXTINF:${fixed(s.dur_us, 1000000, 6)},\nseg/${s.hash}.${ext}\n`;
+  }
+  if (r.ended) out += "#EXT-X-ENDLIST\n";
+  return out;
+}
+
+/**
+ * Unix ms as `YYYY-MM-DDTHH:MM:SS.mmmZ`, proleptic Gregorian UTC. Not Date#toISOString: that
+ * throws above year 275760 and writes `+0YYYYY` above 9999, while the reference writes the
+ * plain year (`{y:04}`). H. Hinnant's civil_from_days, as in playlist.rs.
+ */
+export function formatPdt(ms) {
+  const secs = Math.floor(ms / 1000);
+  const days = Math.floor(secs / 86400);
+  const rem = secs % 86400;
+  const z = days + 719468;
+  const era = Math.floor(z / 146097);
+  const doe = z - era * 146097;
+  const yoe = Math.floor((doe - Math.floor(doe / 1460) + Math.floor(doe / 36524) - Math.floor(doe / 146096)) / 365);
+  const doy = doe - (365 * yoe + Math.floor(yoe / 4) - Math.floor(yoe / 100));
+  const mp = Math.floor((5 * doy + 2) / 153);
+  const d = doy - Math.floor((153 * mp + 2) / 5) + 1;
+  const mo = mp < 10 ? mp + 3 : mp - 9;
+  const y = yoe + era * 400 + (mo <= 2 ? 1 : 0);
+  return `${pad(y, 4)}-${pad(mo, 2)}-${pad(d, 2)}T${pad(Math.floor(rem / 3600), 2)}:` +
+    `${pad(Math.floor(rem / 60) % 60, 2)}:${pad(rem % 60, 2)}.${pad(ms % 1000, 3)}Z`;
+}
+
+/** The rendition named `name` in a manifest body, or undefined. */
+export function findRendition(m, name) {
+  return m.renditions.find((r) => r.name === name);
+}

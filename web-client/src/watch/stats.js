@@ -1,0 +1,66 @@
+// Playback and verification counters for one page load. Everything the UI shows and
+// window.hlswarm.stats() returns comes from here. Bytes are kept per source ("http" now, "p2p"
+// once a peer-to-peer loader lands: it only has to call addBytes("p2p", n)) and per second, so
+// the chart can show where the bytes came from.
+
+const HISTORY_S = 60;
+
+export class Stats {
+  constructor() {
+    this.verifiedSegments = 0;
+    this.verifiedInit = 0;
+    this.verifiedPlaylists = 0;
+    this.segmentFailures = 0;
+    this.manifestFailures = 0;
+    this.manifestStale = 0;     // older manifests from a lagging server: dropped, not an error
+    this.manifestSeq = null;
+    this.lastError = null;      // message of the latest verification failure (it names the code)
+    this.lastErrorCode = null;  // its §12 code
+    this.errors = [];           // recent failures for the UI: { t, what, code, message }
+    this.bytes = { http: 0, p2p: 0 };
+    this.perSecond = [];        // [{ t: unix second, http: n, p2p: n }], oldest first
+    this.listeners = new Set();
+  }
+
+  /** Count `n` verified bytes delivered to the player from `source`. */
+  addBytes(source, n) {
+    if (!(source in this.bytes)) this.bytes[source] = 0;
+    this.bytes[source] += n;
+    const bucket = this.bucket(Math.floor(Date.now() / 1000));
+    bucket[source] = (bucket[source] || 0) + n;
+    this.changed();
+  }
+
+  bucket(t) {
+    let last = this.perSecond[this.perSecond.length - 1];
+    if (!last || last.t !== t) {
+      last = { t, http: 0, p2p: 0 };
+      this.perSecond.push(last);
+      while (this.perSecond.length && this.perSecond[0].t <= t - HISTORY_S) this.perSecond.shift();
+    }
+    return last;
+  }
+
+  /** The last HISTORY_S seconds, one entry per second, zero-filled, ending now. */
+  series(now = Date.now()) {
+    const end = Math.floor(now / 1000);
+    const byT = new Map(this.perSecond.map((b) => [b.t, b]));
+    const out = [];
+    for (let t = end - HISTORY_S + 1; t <= end; t++) out.push(byT.get(t) || { t, http: 0, p2p: 0 });
+    return out;
+  }
+
+  /** Record a verification failure. `what` is "manifest", "segment", "init" or "announce". */
+  failure(what, code, message) {
+    if (what === "manifest") this.manifestFailures++;
+    else if (what === "segment" || what === "init") this.segmentFailures++;
+    this.lastError = message;
+    this.lastErrorCode = code;
+    this.errors.push({ t: Date.now(), what, code, message });
+    if (this.errors.length > 20) this.errors.shift();
+    this.changed();
+  }
+
+  onChange(fn) { this.listeners.add(fn); }
+  changed() { for (const fn of this.listeners) fn(this); }
+}
