@@ -6,10 +6,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 
-// `npm test` is `node --test test/`, which also executes the scripts under test/e2e as if they
-// were tests: they are tools, so do nothing there.
-if (process.env.NODE_TEST_CONTEXT) process.exit(0);
-const { chromium } = await import("playwright-core"); // after the guard: it takes seconds to load
+const { chromium } = await import("playwright-core");
 
 const [url, out, waitS = "8"] = process.argv.slice(2);
 if (!url || !out) {

@@ -15,9 +15,6 @@ import { readFile, readdir, stat } from "node:fs/promises";
 import { fileURLToPath } from "node:url";
 import { join } from "node:path";
 
-// `npm test` is `node --test test/`, which also executes the scripts under test/e2e as if they
-// were tests: they are tools, so do nothing there.
-if (process.env.NODE_TEST_CONTEXT) process.exit(0);
 
 const args = Object.fromEntries(process.argv.slice(2).reduce((acc, a, i, all) => (a.startsWith("--") ? [...acc, [a.slice(2), all[i + 1]]] : acc), []));
 const DATA = args.data;
