@@ -8,6 +8,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
@@ -69,6 +70,7 @@ struct StreamState {
     announce: AnnounceSlot,
     view: Option<Arc<StreamView>>,
     viewers: HashMap<u64, Instant>,
+    bytes_out: AtomicU64,
 }
 
 #[derive(Debug)]
@@ -153,6 +155,7 @@ impl Catalog {
             announce: AnnounceSlot::new(id),
             view: None,
             viewers: HashMap::new(),
+            bytes_out: AtomicU64::new(0),
         });
         if let Err(e) = state.chain.accept(m.clone()) {
             self.metrics.verification_failure(FailureSource::Chain);
@@ -233,6 +236,19 @@ impl Catalog {
             }
         }
         state.viewers.insert(key, now);
+    }
+
+    /// Count body bytes sent for a stream (any transport).
+    pub fn add_bytes_out(&self, id: &StreamId, bytes: u64) {
+        let streams = self.streams.read().unwrap_or_else(|p| p.into_inner());
+        if let Some(s) = streams.get(id) {
+            s.bytes_out.fetch_add(bytes, Ordering::Relaxed);
+        }
+    }
+
+    pub fn bytes_out(&self, id: &StreamId) -> u64 {
+        let streams = self.streams.read().unwrap_or_else(|p| p.into_inner());
+        streams.get(id).map_or(0, |s| s.bytes_out.load(Ordering::Relaxed))
     }
 
     /// Current viewers per stream (seen within the last 30 s).

@@ -173,6 +173,7 @@ async fn origin_serves_signed_stream_to_players() {
     assert_eq!(v["streams"][0]["id"], id.as_str());
     assert_eq!(v["streams"][0]["title"], "origin test");
     assert!(v["streams"][0]["viewers"].as_u64().unwrap() >= 1, "{v}");
+    assert!(v["streams"][0]["bytes_out"].as_u64().unwrap() >= seg.size, "{v}");
     assert!(v["node"]["rtmp_url"].as_str().unwrap().starts_with("rtmp://127.0.0.1:"));
     assert_eq!(get(&node.url("/healthz")).await.status(), 200);
     let metrics = get(&node.url("/metrics")).await.text().await.unwrap();

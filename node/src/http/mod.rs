@@ -100,7 +100,8 @@ async fn fallback() -> HttpError {
 
 /// CORS for every response, preflight answers, and per-route request and byte counters.
 async fn account(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    let route = route_of(req.uri().path());
+    let path = req.uri().path().to_owned();
+    let route = route_of(&path);
     let head = req.method() == Method::HEAD;
     let mut resp = if req.method() == Method::OPTIONS {
         let mut r = StatusCode::NO_CONTENT.into_response();
@@ -137,7 +138,16 @@ async fn account(State(state): State<AppState>, req: Request, next: Next) -> Res
         .catalog
         .metrics()
         .http_response(route, resp.status().as_u16(), bytes);
+    if bytes > 0
+        && let Some(id) = stream_of(&path)
+    {
+        state.catalog.add_bytes_out(&id, bytes);
+    }
     resp
+}
+
+fn stream_of(path: &str) -> Option<manifest_signer::StreamId> {
+    path.strip_prefix("/streams/")?.split('/').next()?.parse().ok()
 }
 
 fn route_of(path: &str) -> Route {

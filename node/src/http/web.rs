@@ -95,6 +95,7 @@ pub async fn api_streams(State(state): State<AppState>) -> Response {
                 "ended": v.ended(),
                 "updated_ms": m.time_ms,
                 "viewers": viewers_of(&v.id),
+                "bytes_out": catalog.bytes_out(&v.id),
                 "watch": format!("/watch/{}", v.id),
                 "master": format!("/streams/{}/master.m3u8", v.id),
                 "log_size": m.log.size,
