@@ -69,7 +69,7 @@ struct StreamState {
     chain: ManifestChain,
     announce: AnnounceSlot,
     view: Option<Arc<StreamView>>,
-    viewers: HashMap<u64, Instant>,
+    viewers: Mutex<HashMap<u64, Instant>>,
     bytes_out: AtomicU64,
 }
 
@@ -154,7 +154,7 @@ impl Catalog {
             chain: ManifestChain::new(id),
             announce: AnnounceSlot::new(id),
             view: None,
-            viewers: HashMap::new(),
+            viewers: Mutex::new(HashMap::new()),
             bytes_out: AtomicU64::new(0),
         });
         if let Err(e) = state.chain.accept(m.clone()) {
@@ -223,19 +223,28 @@ impl Catalog {
     /// Note a viewer (a page's random id, or the client address) of a stream.
     pub fn saw_viewer(&self, id: &StreamId, viewer: &str) {
         let key = {
-            let h = blake3::hash(viewer.as_bytes());
-            u64::from_le_bytes(h.as_bytes()[..8].try_into().unwrap_or_default())
+            use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
+            BuildHasherDefault::<DefaultHasher>::default().hash_one(viewer)
         };
         let now = Instant::now();
-        let mut streams = self.streams.write().unwrap_or_else(|p| p.into_inner());
-        let Some(state) = streams.get_mut(id) else { return };
-        if state.viewers.len() >= MAX_VIEWERS_PER_STREAM && !state.viewers.contains_key(&key) {
-            state.viewers.retain(|_, t| now.duration_since(*t) < VIEWER_TTL);
-            if state.viewers.len() >= MAX_VIEWERS_PER_STREAM {
+        let streams = self.streams.read().unwrap_or_else(|p| p.into_inner());
+        let Some(state) = streams.get(id) else { return };
+        let mut viewers = state.viewers.lock().unwrap_or_else(|p| p.into_inner());
+        if viewers.len() >= MAX_VIEWERS_PER_STREAM && !viewers.contains_key(&key) {
+            viewers.retain(|_, t| now.duration_since(*t) < VIEWER_TTL);
+            if viewers.len() >= MAX_VIEWERS_PER_STREAM {
                 return;
             }
         }
-        state.viewers.insert(key, now);
+        viewers.insert(key, now);
+    }
+
+    /// The stream named by `id` as written in a URL, without the cost of checking that it is a
+    /// valid curve point: only valid ids are in the catalog, so a miss is simply "not here".
+    /// `Err` when `id` is not even shaped like a stream id.
+    pub fn get_by_name(&self, id: &str) -> Result<Option<Arc<StreamView>>, ()> {
+        let sid = parse_shape(id).ok_or(())?;
+        Ok(self.get(&sid))
     }
 
     /// Count body bytes sent for a stream (any transport).
@@ -254,12 +263,13 @@ impl Catalog {
     /// Current viewers per stream (seen within the last 30 s).
     pub fn viewers(&self) -> Vec<(StreamId, usize)> {
         let now = Instant::now();
-        let mut streams = self.streams.write().unwrap_or_else(|p| p.into_inner());
+        let streams = self.streams.read().unwrap_or_else(|p| p.into_inner());
         streams
-            .iter_mut()
+            .iter()
             .map(|(id, s)| {
-                s.viewers.retain(|_, t| now.duration_since(*t) < VIEWER_TTL);
-                (*id, s.viewers.len())
+                let mut v = s.viewers.lock().unwrap_or_else(|p| p.into_inner());
+                v.retain(|_, t| now.duration_since(*t) < VIEWER_TTL);
+                (*id, v.len())
             })
             .collect()
     }
@@ -267,6 +277,21 @@ impl Catalog {
     pub fn cache(&self) -> &SegmentCache {
         &self.cache
     }
+}
+
+/// A stream id's 32 bytes if `s` is 43 characters of unpadded base64url in canonical form; the
+/// curve point is not checked (see [`Catalog::get_by_name`]).
+pub fn parse_shape(s: &str) -> Option<StreamId> {
+    use base64::Engine;
+    if s.len() != 43 {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    let n = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode_slice(s, &mut out)
+        .ok()?;
+    let id = StreamId(out);
+    (n == 32 && id.to_string() == s).then_some(id)
 }
 
 /// Recently signed (or read) segments by hash, bounded in bytes, oldest evicted first: live
@@ -332,6 +357,23 @@ impl SegmentCache {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stream_names_in_urls_need_the_canonical_shape() {
+        let id = manifest_signer::StreamKey::from_seed([3; 32]).stream_id();
+        let text = id.to_string();
+        assert_eq!(parse_shape(&text), Some(id));
+        assert_eq!(parse_shape(&text[..42]), None);
+        assert_eq!(parse_shape(&format!("{text}A")), None);
+        assert_eq!(parse_shape(&"+".repeat(43)), None);
+        // The last character carries 2 unused bits: another spelling of the same bytes is refused.
+        let last = text.as_bytes()[42];
+        let alphabet = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+        let pos = alphabet.iter().position(|&c| c == last).unwrap_or(0);
+        let mut other = text.clone().into_bytes();
+        other[42] = alphabet[pos ^ 1];
+        assert_eq!(parse_shape(std::str::from_utf8(&other).unwrap_or("")), None);
+    }
 
     #[test]
     fn cache_is_bounded_and_evicts_oldest_first() {

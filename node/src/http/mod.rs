@@ -147,7 +147,7 @@ async fn account(State(state): State<AppState>, req: Request, next: Next) -> Res
 }
 
 fn stream_of(path: &str) -> Option<manifest_signer::StreamId> {
-    path.strip_prefix("/streams/")?.split('/').next()?.parse().ok()
+    crate::catalog::parse_shape(path.strip_prefix("/streams/")?.split('/').next()?)
 }
 
 fn route_of(path: &str) -> Route {

@@ -13,8 +13,8 @@ use axum::extract::{ConnectInfo, Path, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
 use bytes::Bytes;
+use manifest_signer::Hash;
 use manifest_signer::store::{ANNOUNCE_FILE, LOG_FILE, MANIFEST_FILE, SEGMENT_DIR};
-use manifest_signer::{Hash, StreamId};
 use tokio::sync::Semaphore;
 
 use super::body::{Caching, Source, respond};
@@ -32,8 +32,11 @@ static READS: LazyLock<Semaphore> = LazyLock::new(|| Semaphore::new(8));
 const MAX_VIEWER_ID: usize = 64;
 
 fn stream(state: &AppState, id: &str) -> Result<Arc<StreamView>, HttpError> {
-    let id: StreamId = id.parse().map_err(|_| HttpError::BadRequest("malformed stream id\n"))?;
-    state.catalog.get(&id).ok_or(HttpError::NotFound)
+    state
+        .catalog
+        .get_by_name(id)
+        .map_err(|()| HttpError::BadRequest("malformed stream id\n"))?
+        .ok_or(HttpError::NotFound)
 }
 
 fn note_viewer(state: &AppState, view: &StreamView, headers: &HeaderMap, peer: SocketAddr) {
