@@ -395,10 +395,25 @@ impl StreamSigner {
             return;
         };
         let keep = keep.max(self.cfg.window * self.renditions.len().max(1));
-        while self.retained.len() > keep {
-            let Some(e) = self.retained.pop_front() else {
-                break;
-            };
+        if self.retained.len() <= keep {
+            return;
+        }
+        // Oldest first, but never a segment some rendition's live window still lists: a stalled
+        // rendition (say a ladder rung whose encoder died) keeps its window playable while the
+        // others move on.
+        let in_window: HashSet<Hash> = self
+            .renditions
+            .iter()
+            .flat_map(|r| r.segments.iter().map(|s| s.hash).chain(r.init.map(|i| i.hash)))
+            .collect();
+        let mut excess = self.retained.len() - keep;
+        let mut kept = VecDeque::with_capacity(self.retained.len());
+        while let Some(e) = self.retained.pop_front() {
+            if excess == 0 || in_window.contains(&e.segment.hash) {
+                kept.push_back(e);
+                continue;
+            }
+            excess -= 1;
             let container = if e.segment.init.is_some() {
                 Container::Fmp4
             } else {
@@ -413,6 +428,7 @@ impl StreamSigner {
                 self.store.remove_blob(&init_path(&init));
             }
         }
+        self.retained = kept;
     }
 
     /// Drop one reference; true when none remain.

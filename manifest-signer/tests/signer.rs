@@ -112,6 +112,39 @@ async fn retention_prunes_old_segments_but_the_log_keeps_them() {
 }
 
 #[tokio::test]
+async fn retention_never_prunes_a_stalled_renditions_window() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = SignerConfig {
+        window: 2,
+        retain_segments: Some(4),
+        target_duration: 2,
+    };
+    let mut signer = StreamSigner::open(key(), dir.path(), cfg).unwrap();
+    let rung = |i: u32| NewSegment {
+        rendition: "240p".into(),
+        data: Arc::from(format!("rung {i}").into_bytes()),
+        ..seg(i)
+    };
+    // Both renditions run, then the rung stalls while the source goes on for a long time.
+    for i in 0..2 {
+        signer.publish(vec![seg(i)]).unwrap();
+        signer.publish(vec![rung(i)]).unwrap();
+    }
+    for i in 2..20 {
+        signer.publish(vec![seg(i)]).unwrap();
+    }
+    let report = verify_stream(
+        &DirSource(signer.store().dir().to_path_buf()),
+        &key().stream_id(),
+        VerifyOptions { archive: false },
+    )
+    .await;
+    assert!(report.ok(), "every window segment is still on disk: {report}");
+    let files = std::fs::read_dir(signer.store().path("seg")).unwrap().count();
+    assert!(files <= 4 + 2 + 1, "disk stays bounded: {files} files");
+}
+
+#[tokio::test]
 async fn a_tampered_segment_fails_verification() {
     let dir = tempfile::tempdir().unwrap();
     let mut signer = StreamSigner::open(key(), dir.path(), SignerConfig::default()).unwrap();
