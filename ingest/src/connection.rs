@@ -6,12 +6,12 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use rml_rtmp::sessions::{ServerSessionEvent, ServerSessionResult};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::watch;
 use tokio::time::{Instant, timeout, timeout_at};
 use tracing::{debug, info, warn};
 
+use crate::chunk_guard::ChunkGuard;
 use crate::error::{Error, Result};
 use crate::rtmp::{HandshakeStep, ServerHandshake, Session};
 use crate::segmenter::Segmenter;
@@ -28,9 +28,10 @@ struct Publish {
     segmenter: Segmenter,
 }
 
-struct Conn {
+struct Conn<S> {
     shared: Arc<Shared>,
-    socket: TcpStream,
+    socket: S,
+    guard: ChunkGuard,
     session: Session,
     publish: Option<Publish>,
     last_media: Instant,
@@ -38,15 +39,19 @@ struct Conn {
 }
 
 /// Serves one connection until it closes, fails, times out or `stop` fires.
-pub(crate) async fn run(shared: Arc<Shared>, mut socket: TcpStream, mut stop: watch::Receiver<bool>) -> Result<()> {
-    let _ = socket.set_nodelay(true);
+pub(crate) async fn run<S>(shared: Arc<Shared>, mut socket: S, mut stop: watch::Receiver<bool>) -> Result<()>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
     let started = Instant::now();
     let publish_deadline = started + shared.cfg.handshake_timeout;
     let leftover = handshake(&mut socket, publish_deadline).await?;
     let (session, initial) = Session::new()?;
+    let guard = ChunkGuard::new(shared.cfg.max_message_size);
     let mut conn = Conn {
         shared,
         socket,
+        guard,
         session,
         publish: None,
         last_media: started,
@@ -55,8 +60,7 @@ pub(crate) async fn run(shared: Arc<Shared>, mut socket: TcpStream, mut stop: wa
     let result = async {
         conn.apply(initial).await?;
         if !leftover.is_empty() {
-            let results = conn.session.handle_input(&leftover)?;
-            conn.apply(results).await?;
+            conn.input(&leftover).await?;
         }
         conn.read_loop(publish_deadline, &mut stop).await
     }
@@ -65,7 +69,7 @@ pub(crate) async fn run(shared: Arc<Shared>, mut socket: TcpStream, mut stop: wa
     result
 }
 
-async fn handshake(socket: &mut TcpStream, deadline: Instant) -> Result<Vec<u8>> {
+async fn handshake(socket: &mut (impl AsyncRead + AsyncWrite + Unpin), deadline: Instant) -> Result<Vec<u8>> {
     let mut hs = ServerHandshake::new();
     let mut buf = vec![0u8; 4096];
     loop {
@@ -91,7 +95,14 @@ async fn handshake(socket: &mut TcpStream, deadline: Instant) -> Result<Vec<u8>>
     }
 }
 
-impl Conn {
+impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
+    /// Chunk-stream bytes: checked by the guard first, then handed to rml_rtmp.
+    async fn input(&mut self, bytes: &[u8]) -> Result<()> {
+        self.guard.feed(bytes)?;
+        let results = self.session.handle_input(bytes)?;
+        self.apply(results).await
+    }
+
     async fn read_loop(&mut self, publish_deadline: Instant, stop: &mut watch::Receiver<bool>) -> Result<()> {
         let mut buf = vec![0u8; READ_BUF];
         let idle = self.shared.cfg.idle_timeout;
@@ -117,8 +128,7 @@ impl Conn {
             if n == 0 {
                 return Ok(());
             }
-            let results = self.session.handle_input(&buf[..n])?;
-            self.apply(results).await?;
+            self.input(&buf[..n]).await?;
         }
         Ok(())
     }
