@@ -13,7 +13,8 @@
 
 use crate::bits::ByteReader;
 
-/// Deepest nesting of containers accepted. `onMetaData` and `connect` nest 2 deep.
+/// Deepest nesting of containers (objects, ECMA and strict arrays, empty ones included)
+/// accepted. `onMetaData` and `connect` nest 1 deep.
 pub(crate) const MAX_DEPTH: usize = 32;
 
 const NUMBER: u8 = 0x00;
@@ -70,9 +71,10 @@ fn value(r: &mut ByteReader<'_>, depth: usize) -> Result<bool, Stop> {
             object(r, depth)?;
         }
         STRICT_ARRAY => {
+            let inner = nested(depth)?;
             let count = r.u32().map_err(|_| Stop::Invalid)?;
             for _ in 0..count {
-                if !value(r, nested(depth)?)? {
+                if !value(r, inner)? {
                     break;
                 }
             }

@@ -93,6 +93,9 @@ pub struct ChunkGuard {
     chunk_left: usize,
     /// Header bytes not yet complete.
     pending: Vec<u8>,
+    /// Offsets in the slice last fed where a message ended.
+    ends: Vec<usize>,
+    completed: bool,
     framed: Option<Vec<Framed>>,
     failed: bool,
 }
@@ -112,6 +115,8 @@ impl ChunkGuard {
             chunk_len: 0,
             chunk_left: 0,
             pending: Vec::with_capacity(16),
+            ends: Vec::new(),
+            completed: false,
             framed: None,
             failed: false,
         }
@@ -131,20 +136,31 @@ impl ChunkGuard {
     }
 
     /// Scans `bytes`; an error means the connection must be closed (every later call fails too).
-    pub fn feed(&mut self, mut bytes: &[u8]) -> Result<()> {
+    pub fn feed(&mut self, bytes: &[u8]) -> Result<()> {
+        self.ends.clear();
         if self.failed {
             return Err(Error::Rtmp("chunk stream already refused".into()));
         }
-        while !bytes.is_empty() {
-            match self.step(bytes) {
-                Ok(used) => bytes = &bytes[used..],
+        let mut at = 0;
+        while at < bytes.len() {
+            match self.step(&bytes[at..]) {
+                Ok(used) => at += used,
                 Err(e) => {
                     self.failed = true;
                     return Err(e);
                 }
             }
+            if std::mem::take(&mut self.completed) {
+                self.ends.push(at);
+            }
         }
         Ok(())
+    }
+
+    /// Where in the slice last passed to [`feed`](Self::feed) each message completed
+    /// (offsets just past its last byte, ascending).
+    pub fn message_ends(&self) -> &[usize] {
+        &self.ends
     }
 
     /// Consumes a prefix of `bytes` (at least one byte) and returns its length.
@@ -163,7 +179,8 @@ impl ChunkGuard {
         let need = self.header_bytes_needed();
         let take = need.saturating_sub(self.pending.len()).min(bytes.len());
         self.pending.extend_from_slice(&bytes[..take]);
-        if self.pending.len() == need {
+        // Asked again: a basic header's first byte says whether 1 or 2 more follow.
+        if self.pending.len() == self.header_bytes_needed() {
             let field = std::mem::take(&mut self.pending);
             self.header_field(&field)?;
             self.pending = field;
@@ -307,6 +324,7 @@ impl ChunkGuard {
         if self.payload_len == header.message_length as usize {
             let payload = self.payload.replace(Vec::new());
             let len = std::mem::take(&mut self.payload_len);
+            self.completed = true;
             if let Some(f) = &mut self.framed {
                 f.push((header.type_id, len));
             }
@@ -405,6 +423,8 @@ mod tests {
         }
         g.feed(&bytes).unwrap();
         assert_eq!(g.chunk_size, 4096);
+        let c0 = 12 + 128 + 1 + 128 + 1 + 44;
+        assert_eq!(g.message_ends(), [c0, c0 + 16, c0 + 16 + 1012, bytes.len()]);
     }
 
     #[test]
@@ -486,6 +506,22 @@ mod tests {
         assert!(g.feed(&bytes).is_err());
         // A continuation on a chunk stream that never had a header.
         assert!(ChunkGuard::new(1 << 20).feed(&[0xc5, 1, 2]).is_err());
+    }
+
+    #[test]
+    fn two_and_three_byte_basic_headers() {
+        // Chunk stream 64 (0x00, 0) and 320 (0x01, 0, 1), each with a 2-byte message, then a
+        // type 3 continuation-free second message on 320 via a type 2 header (0x80 | 1, 0, 1).
+        let mut c = vec![0x00, 0, 0, 0, 0, 0, 0, 2, 8, 1, 0, 0, 0, 0xaf, 1];
+        c.extend_from_slice(&[0x01, 0, 1, 0, 0, 0, 0, 0, 3, 9, 1, 0, 0, 0, 0x27, 1, 2]);
+        c.extend_from_slice(&[0x81, 0, 1, 0, 0, 33, 0x27, 1, 3]);
+        for piece in [1, 2, c.len()] {
+            let mut g = ChunkGuard::new(1 << 20).recording();
+            for part in c.chunks(piece) {
+                g.feed(part).unwrap();
+            }
+            assert_eq!(g.framed(), [(8, 2), (9, 3), (9, 3)], "fed {piece} at a time");
+        }
     }
 
     #[test]

@@ -96,11 +96,22 @@ async fn handshake(socket: &mut (impl AsyncRead + AsyncWrite + Unpin), deadline:
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
-    /// Chunk-stream bytes: checked by the guard first, then handed to rml_rtmp.
+    /// Chunk-stream bytes: checked by the guard first, then handed to rml_rtmp one message
+    /// at a time, reacting to each before the next is read. rml_rtmp handles every message of
+    /// one call before we can accept anything, so a client that sends connect, createStream
+    /// and publish without waiting for replies would otherwise be told it is not connected.
     async fn input(&mut self, bytes: &[u8]) -> Result<()> {
         self.guard.feed(bytes)?;
-        let results = self.session.handle_input(bytes)?;
-        self.apply(results).await
+        let ends = self.guard.message_ends().to_vec();
+        let mut start = 0;
+        for end in ends.into_iter().chain(std::iter::once(bytes.len())) {
+            if end > start && !self.close {
+                let results = self.session.handle_input(&bytes[start..end])?;
+                self.apply(results).await?;
+            }
+            start = end;
+        }
+        Ok(())
     }
 
     async fn read_loop(&mut self, publish_deadline: Instant, stop: &mut watch::Receiver<bool>) -> Result<()> {
