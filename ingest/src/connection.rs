@@ -6,12 +6,12 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use rml_rtmp::sessions::{ServerSessionEvent, ServerSessionResult};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::watch;
 use tokio::time::{Instant, timeout, timeout_at};
 use tracing::{debug, info, warn};
 
+use crate::chunk_guard::ChunkGuard;
 use crate::error::{Error, Result};
 use crate::rtmp::{HandshakeStep, ServerHandshake, Session};
 use crate::segmenter::Segmenter;
@@ -32,9 +32,10 @@ struct Publish {
     ladder: Option<Ladder>,
 }
 
-struct Conn {
+struct Conn<S> {
     shared: Arc<Shared>,
-    socket: TcpStream,
+    socket: S,
+    guard: ChunkGuard,
     session: Session,
     publish: Option<Publish>,
     last_media: Instant,
@@ -42,15 +43,19 @@ struct Conn {
 }
 
 /// Serves one connection until it closes, fails, times out or `stop` fires.
-pub(crate) async fn run(shared: Arc<Shared>, mut socket: TcpStream, mut stop: watch::Receiver<bool>) -> Result<()> {
-    let _ = socket.set_nodelay(true);
+pub(crate) async fn run<S>(shared: Arc<Shared>, mut socket: S, mut stop: watch::Receiver<bool>) -> Result<()>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
     let started = Instant::now();
     let publish_deadline = started + shared.cfg.handshake_timeout;
     let leftover = handshake(&mut socket, publish_deadline).await?;
     let (session, initial) = Session::new()?;
+    let guard = ChunkGuard::new(shared.cfg.max_message_size);
     let mut conn = Conn {
         shared,
         socket,
+        guard,
         session,
         publish: None,
         last_media: started,
@@ -59,8 +64,7 @@ pub(crate) async fn run(shared: Arc<Shared>, mut socket: TcpStream, mut stop: wa
     let result = async {
         conn.apply(initial).await?;
         if !leftover.is_empty() {
-            let results = conn.session.handle_input(&leftover)?;
-            conn.apply(results).await?;
+            conn.input(&leftover).await?;
         }
         conn.read_loop(publish_deadline, &mut stop).await
     }
@@ -69,7 +73,7 @@ pub(crate) async fn run(shared: Arc<Shared>, mut socket: TcpStream, mut stop: wa
     result
 }
 
-async fn handshake(socket: &mut TcpStream, deadline: Instant) -> Result<Vec<u8>> {
+async fn handshake(socket: &mut (impl AsyncRead + AsyncWrite + Unpin), deadline: Instant) -> Result<Vec<u8>> {
     let mut hs = ServerHandshake::new();
     let mut buf = vec![0u8; 4096];
     loop {
@@ -95,7 +99,25 @@ async fn handshake(socket: &mut TcpStream, deadline: Instant) -> Result<Vec<u8>>
     }
 }
 
-impl Conn {
+impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
+    /// Chunk-stream bytes: checked by the guard first, then handed to rml_rtmp one message
+    /// at a time, reacting to each before the next is read. rml_rtmp handles every message of
+    /// one call before we can accept anything, so a client that sends connect, createStream
+    /// and publish without waiting for replies would otherwise be told it is not connected.
+    async fn input(&mut self, bytes: &[u8]) -> Result<()> {
+        self.guard.feed(bytes)?;
+        let ends = self.guard.message_ends().to_vec();
+        let mut start = 0;
+        for end in ends.into_iter().chain(std::iter::once(bytes.len())) {
+            if end > start && !self.close {
+                let results = self.session.handle_input(&bytes[start..end])?;
+                self.apply(results).await?;
+            }
+            start = end;
+        }
+        Ok(())
+    }
+
     async fn read_loop(&mut self, publish_deadline: Instant, stop: &mut watch::Receiver<bool>) -> Result<()> {
         let mut buf = vec![0u8; READ_BUF];
         let idle = self.shared.cfg.idle_timeout;
@@ -121,8 +143,7 @@ impl Conn {
             if n == 0 {
                 return Ok(());
             }
-            let results = self.session.handle_input(&buf[..n])?;
-            self.apply(results).await?;
+            self.input(&buf[..n]).await?;
         }
         Ok(())
     }

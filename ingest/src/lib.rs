@@ -70,18 +70,22 @@
 //!   later cuts can fall one keyframe off the source's until the next publish.
 //!
 //! # Bounds
-//! Media messages above [`IngestConfig::max_message_size`] close the connection, as do a
-//! handshake + publish slower than [`IngestConfig::handshake_timeout`] and no media for
-//! [`IngestConfig::idle_timeout`]; connections beyond [`IngestConfig::max_connections`] are
-//! closed at once; a segment growing past [`IngestConfig::max_segment_bytes`] is cut early.
-//! Known gap: rml_rtmp reassembles each RTMP message before we see it and reserves its full
-//! declared length up front (24-bit field, so < 16 MiB per connection), and it applies
-//! Set Chunk Size silently, so `max_message_size` is checked only after reassembly. The
-//! worst case is therefore about `max_connections` x 16 MiB.
+//! Every byte after the handshake passes a chunk-stream pre-scan before rml_rtmp sees it
+//! (rml_rtmp reassembles messages itself and applies Set Chunk Size silently): a chunk header
+//! declaring a message above [`IngestConfig::max_message_size`], a Set Chunk Size of 0 or above
+//! 10 MiB (nginx-rtmp's bound), an AMF command or data message above 1 MiB or nested deeper
+//! than 32 levels (rml_amf0 decodes recursively: deep nesting would overflow the stack and
+//! abort the process) close the connection at once. Memory per connection is thus about
+//! twice `max_message_size` at most. A handshake + publish slower than
+//! [`IngestConfig::handshake_timeout`] and no media for [`IngestConfig::idle_timeout`] close
+//! it too; connections beyond [`IngestConfig::max_connections`] are closed at once; a segment
+//! growing past [`IngestConfig::max_segment_bytes`] is cut early.
 
 #![warn(missing_docs)]
 
+mod amf;
 mod bits;
+mod chunk_guard;
 mod clock;
 mod codec;
 mod connection;
@@ -89,6 +93,8 @@ mod error;
 mod flv;
 mod flv_stream;
 mod fmp4;
+#[doc(hidden)]
+pub mod fuzzing;
 mod ladder;
 mod rtmp;
 mod segmenter;
@@ -141,7 +147,7 @@ pub struct IngestConfig {
     pub idle_timeout: Duration,
     /// Time allowed from TCP accept to a started publish.
     pub handshake_timeout: Duration,
-    /// Largest media message accepted (checked after rml_rtmp reassembles it).
+    /// Largest RTMP message accepted (checked on its chunk header, before it is buffered).
     pub max_message_size: usize,
     /// A segment is cut early (without waiting for a keyframe) past this size.
     pub max_segment_bytes: usize,

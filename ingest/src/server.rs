@@ -77,6 +77,18 @@ impl Drop for Claim {
 }
 
 impl Shared {
+    /// Checks `cfg` and builds the state its connections share.
+    pub(crate) fn new(cfg: IngestConfig, events: mpsc::Sender<IngestEvent>) -> Result<Self> {
+        let keys = validate(&cfg)?;
+        Ok(Self {
+            cfg,
+            events,
+            keys,
+            streams: Mutex::new(HashMap::new()),
+            next_session: AtomicU64::new(0),
+        })
+    }
+
     /// Claims the stream `key` publishes to.
     pub(crate) fn claim(self: &Arc<Self>, key: &str) -> Result<Claim, ClaimError> {
         let stream = self.keys.get(key).ok_or(ClaimError::UnknownKey)?;
@@ -138,16 +150,9 @@ pub async fn serve(
     events: mpsc::Sender<IngestEvent>,
     shutdown: impl Future<Output = ()>,
 ) -> Result<()> {
-    let keys = validate(&cfg)?;
-    crate::ladder::check_ladder(&cfg.ladder, &cfg.ffmpeg).await?;
     let limit = Arc::new(Semaphore::new(cfg.max_connections));
-    let shared = Arc::new(Shared {
-        cfg,
-        events,
-        keys,
-        streams: Mutex::new(HashMap::new()),
-        next_session: AtomicU64::new(0),
-    });
+    let shared = Arc::new(Shared::new(cfg, events)?);
+    crate::ladder::check_ladder(&shared.cfg.ladder, &shared.cfg.ffmpeg).await?;
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut tasks = JoinSet::new();
     let mut next_conn = 0u64;
@@ -160,6 +165,7 @@ pub async fn serve(
             () = &mut shutdown => break,
             accepted = listener.accept() => match accepted {
                 Ok((socket, peer)) => {
+                    let _ = socket.set_nodelay(true);
                     let Ok(permit) = Arc::clone(&limit).try_acquire_owned() else {
                         warn!(%peer, "connection limit reached, closing");
                         continue;

@@ -1,6 +1,6 @@
 //! Malformed clients cost only their own connection: garbage, truncated and stalled
-//! handshakes, a huge chunk size, an oversized message, and inputs that make rml_rtmp 0.8
-//! panic. After all of them the server still accepts a good ffmpeg publisher.
+//! handshakes, a huge chunk size, an oversized message, deeply nested AMF, and inputs that
+//! make rml_rtmp 0.8 panic. After all of them the server still accepts a good ffmpeg publisher.
 
 #![allow(clippy::unwrap_used)] // test helpers outside #[test] fns
 
@@ -94,8 +94,7 @@ async fn malformed_clients_cost_only_their_connection() {
     let s = handshaken(h.port).await;
     assert_closed(s, 6).await;
 
-    // Set Chunk Size to 2^31 - 1: rml_rtmp applies it silently (no event), and the
-    // connection is dropped at the publish deadline.
+    // Set Chunk Size to 2^31 - 1: refused by the chunk pre-scan.
     let mut s = handshaken(h.port).await;
     s.write_all(&chunk0(2, 1, 4, &0x7fff_ffffu32.to_be_bytes()))
         .await
@@ -146,6 +145,81 @@ async fn malformed_clients_cost_only_their_connection() {
     }
 
     assert!(h.rx.try_recv().is_err(), "no events from malformed clients");
+    good_publisher_still_works(&mut h).await;
+    h.stop().await;
+}
+
+/// `chunk0` for a payload longer than the initial 128-byte chunk size: type-3 continuation
+/// chunks every 128 bytes.
+fn message(csid: u8, type_id: u8, payload: &[u8]) -> Vec<u8> {
+    let mut out = chunk0(csid, type_id, payload.len() as u32, &payload[..payload.len().min(128)]);
+    for part in payload[payload.len().min(128)..].chunks(128) {
+        out.push(0xc0 | (csid & 0x3f));
+        out.extend_from_slice(part);
+    }
+    out
+}
+
+/// AMF0 `connect` whose command object nests `depth` objects: {"a":{"a":{...}}}.
+fn deep_amf_connect(depth: usize) -> Vec<u8> {
+    let mut amf = vec![0x02, 0x00, 7];
+    amf.extend_from_slice(b"connect");
+    amf.push(0x00);
+    amf.extend_from_slice(&1f64.to_be_bytes());
+    for _ in 0..depth {
+        amf.extend_from_slice(&[0x03, 0x00, 0x01, b'a']);
+    }
+    amf.push(0x05);
+    for _ in 0..depth {
+        amf.extend_from_slice(&[0x00, 0x00, 0x09]);
+    }
+    amf
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_declarations_are_refused_at_the_header() {
+    // Default config: a 10 s publish deadline, so a close within 2 s is the pre-scan's doing.
+    let mut h = start(config()).await;
+
+    // A chunk header declaring a 16 MiB message (above max_message_size): closed before any
+    // payload is buffered, while the client keeps the connection open.
+    let mut s = handshaken(h.port).await;
+    s.write_all(&chunk0(4, 9, 0x00ff_ffff, &[0x17; 100])).await.unwrap();
+    assert_closed(s, 2).await;
+
+    // Set Chunk Size 2^31 - 1 (rml_rtmp accepts it silently; nginx-rtmp refuses > 10 MiB).
+    let mut s = handshaken(h.port).await;
+    s.write_all(&chunk0(2, 1, 4, &0x7fff_ffffu32.to_be_bytes()))
+        .await
+        .unwrap();
+    assert_closed(s, 2).await;
+
+    // Set Chunk Size 0.
+    let mut s = handshaken(h.port).await;
+    s.write_all(&chunk0(2, 1, 4, &[0, 0, 0, 0])).await.unwrap();
+    assert_closed(s, 2).await;
+
+    // A 2 MiB AMF data message (at a legal chunk size): above the 1 MiB AMF bound.
+    let mut s = handshaken(h.port).await;
+    s.write_all(&chunk0(2, 1, 4, &(4u32 << 20).to_be_bytes()))
+        .await
+        .unwrap();
+    let _ = s.write_all(&chunk0(3, 18, 2 << 20, &vec![0x05; 2 << 20])).await;
+    assert_closed(s, 2).await;
+
+    assert!(h.rx.try_recv().is_err(), "no events from refused clients");
+    good_publisher_still_works(&mut h).await;
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deeply_nested_amf_is_refused_without_crashing_the_node() {
+    let mut h = start(config()).await;
+    // rml_amf0 0.3 decodes nested AMF0 values recursively without a depth limit: 200 KiB of
+    // nesting overflowed the stack of the task's thread, which aborts the whole process.
+    let mut s = handshaken(h.port).await;
+    let _ = s.write_all(&message(3, 20, &deep_amf_connect(50_000))).await;
+    assert_closed(s, 5).await;
     good_publisher_still_works(&mut h).await;
     h.stop().await;
 }

@@ -1,0 +1,115 @@
+"""Writes the Ingest section of docs/BENCHMARKS.md from ingest-bench's result.json.
+
+Usage: ingest_report.py RESULT.json BENCHMARKS.md (bench/ingest.sh calls it; env: BENCH_TS, NGINX, LOAD).
+Replaces only the text between <!-- ingest:begin --> and <!-- ingest:end -->.
+"""
+import json
+import os
+import subprocess
+import sys
+
+
+def sh(cmd):
+    return subprocess.run(cmd, shell=True, capture_output=True, text=True).stdout.strip()
+
+
+res = json.load(open(sys.argv[1]))
+path = sys.argv[2]
+cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
+nginx = subprocess.run([os.environ.get("NGINX", "nginx"), "-v"], capture_output=True, text=True).stderr.strip()
+info = {
+    "date": sh("date -u +%Y-%m-%d"),
+    "commit": sh("git rev-parse --short HEAD"),
+    "nproc": sh("nproc"),
+    "cpu": cpu,
+    "kernel": sh("uname -r"),
+    "nginx": nginx.replace("nginx version: ", ""),
+    "rtmp": sh("dpkg-query -W -f='${Version}' libnginx-mod-rtmp"),
+    "ffmpeg": sh("ffmpeg -version | head -1").split(" Copyright")[0],
+    "rustc": sh("rustc --version"),
+    "load": os.environ.get("LOAD", "?"),
+}
+t = {x["name"]: x for x in res["targets"]}
+ng, hs = t["nginx-rtmp"], t["hlswarm"]
+
+
+def f(x, d=1):
+    return "n/a" if x is None or x != x else f"{x:.{d}f}"
+
+
+def ratio(a, b):
+    return a / b if b else float("nan")
+
+
+rows = []
+for x in res["targets"]:
+    rows.append(
+        f"| {x['name']} | {f(x['cpu_seconds_per_stream_minute'], 3)} "
+        f"| {f(ratio(x['cpu_seconds_per_stream_minute'], ng['cpu_seconds_per_stream_minute']), 2)} "
+        f"| {f(x['delay_ms_median'])} | {f(x['delay_ms_p95'])} | {f(x['delay_ms_max'])} "
+        f"| {x['segments_matched']} ({f(x['duration_min_s'], 3)}-{f(x['duration_max_s'], 3)} s) |"
+    )
+goal_cpu = "met" if hs["cpu_seconds_per_stream_minute"] <= ng["cpu_seconds_per_stream_minute"] else "missed"
+if hs["delay_ms_p95"] <= 50:
+    goal_delay = "met (p95)"
+elif hs["delay_ms_median"] <= 50:
+    goal_delay = "met at the median, missed at p95"
+else:
+    goal_delay = "missed"
+delay_ratio = ratio(hs["delay_ms_median"], ng["delay_ms_median"])
+ts = os.environ.get("BENCH_TS", "1")
+section = f"""<!-- ingest:begin -->
+## Ingest: hlswarm vs nginx-rtmp
+
+Goals: CPU per stream-minute (hlswarm's including hashing and signing) no more than nginx-rtmp's,
+and segment-ready delay at most 50 ms. Last run: CPU goal **{goal_cpu}**
+(hlswarm/nginx-rtmp = {f(ratio(hs['cpu_seconds_per_stream_minute'], ng['cpu_seconds_per_stream_minute']), 2)}),
+delay goal **{goal_delay}** (median hlswarm/nginx-rtmp = {f(delay_ratio, 2)}).
+
+```sh
+BENCH_SECONDS={int(round(res['stream_seconds']))} BENCH_TS={ts} bench/ingest.sh
+```
+
+| server | CPU s / stream-minute | vs nginx-rtmp | delay median ms | p95 ms | max ms | segments (durations) |
+|---|---|---|---|---|---|---|
+{chr(10).join(rows)}
+
+One run: {res['stream_seconds']:.0f} s of 1280x720@30 H.264 (x264 veryfast, 3 Mb/s, `-g 60`: a keyframe
+every 2 s, 2 B-frames) + AAC 128 kb/s stereo, pre-encoded once with ffmpeg and pushed at real-time
+pace by `ingest-bench` (bench/src) to every server over its own RTMP connection: byte-identical
+tags, sent to the servers in rotating order. 2 s segments everywhere: nginx-rtmp `hls_fragment 2s`
+(bench/nginx-rtmp.conf.template, MPEG-TS), `hlswarm run` with its default 2 s (fMP4/CMAF, and
+`--ts` for MPEG-TS), each with its own data directory on the same disk.
+
+- **CPU**: utime + stime from /proc/PID/stat over the publish plus a 4 s tail (nginx: master and
+  worker; hlswarm: the whole process, which also hashes every segment, appends it to the Merkle
+  log, signs a MANIFEST_ROOT per segment and writes it all with fsync), per minute of stream.
+- **Delay**: a segment ends where the next keyframe begins, for every server alike. For each
+  segment, `ingest-bench` takes the time the keyframe that closed it was fully written to that
+  server's socket, and the time the segment first appeared in the server's playlist: an inotify
+  event on the rename that publishes it (nginx-rtmp: `hls/bench.m3u8`; hlswarm: the signed
+  `manifest.json`, written after the media playlist, so the segment is already hashed, logged,
+  signed and on disk). The closing keyframe is found from the playlist's cumulative durations.
+  Both stamps come from one monotonic clock in one process. The segment closed by the unpublish
+  is not counted.
+
+Machine: {info['nproc']} cores ({info['cpu']}), Linux {info['kernel']}; nginx {info['nginx']},
+libnginx-mod-rtmp {info['rtmp']}, {info['ffmpeg']}, {info['rustc']}; hlswarm at {info['commit']};
+{info['date']}. Load average before -> after: {info['load']} (a shared machine: other jobs ran
+during the measurement).
+<!-- ingest:end -->"""
+
+header = """# Benchmarks
+
+Measured numbers. Each section is written by the script named in it: rerun that script to refresh
+its section (it replaces only the text between its markers). Every comparison runs on loopback on
+one machine, side by side with its reference in the same run, so both see the same load.
+"""
+doc = open(path).read() if os.path.exists(path) else header
+b, e = "<!-- ingest:begin -->", "<!-- ingest:end -->"
+if b in doc and e in doc:
+    doc = doc[: doc.index(b)] + section + doc[doc.index(e) + len(e):]
+else:
+    doc = doc.rstrip("\n") + "\n\n" + section + "\n"
+open(path, "w").write(doc)
+print(f"wrote the Ingest section of {path}")
