@@ -373,8 +373,10 @@ impl Connection {
         let mut others: Vec<ConnId> = Vec::new();
         let mut ids: Vec<PeerId> = Vec::new();
         if n > 0 {
+            // Only the announcer's own peer_id is skipped: the npm client shares one socket
+            // between all torrents (and clients) of a process, so other peers may share ours.
             for (id, p) in &swarm.peers {
-                if *id != me && p.conn != self.id {
+                if *id != me {
                     ids.push(*id);
                     others.push(p.conn);
                 }
