@@ -45,3 +45,11 @@ echo "== web client (npm ci, npm run build)"
     npm ci --no-audit --no-fund --loglevel=error
     npm run --silent build
 )
+
+# The tracker interop check (node/tests/tracker.rs): the npm bittorrent-tracker client and
+# node-datachannel, pinned by tracker/interop/package-lock.json.
+echo "== tracker interop clients (npm ci)"
+(
+    cd tracker/interop
+    npm ci --no-audit --no-fund --loglevel=error
+)

@@ -34,6 +34,18 @@ pub enum Command {
     Sign(SignArgs),
     /// Check every segment of a stored or served stream against its signed manifests.
     Verify(VerifyArgs),
+    /// Run only the WebTorrent tracker (WebSocket at ws://ADDR/ and ws://ADDR/tracker).
+    Tracker(TrackerArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct TrackerArgs {
+    /// Listen address.
+    #[arg(long, env = "HLSWARM_TRACKER_LISTEN", default_value = "0.0.0.0:8000")]
+    pub listen: std::net::SocketAddr,
+    /// Most simultaneous connections from one IP address, loopback included. Default 64.
+    #[arg(long)]
+    pub max_connections_per_ip: Option<usize>,
 }
 
 #[derive(Debug, Args)]
@@ -111,6 +123,9 @@ pub struct RunArgs {
     /// Run without the HTTP origin.
     #[arg(long)]
     pub no_http: bool,
+    /// Run without the embedded WebTorrent tracker (`ws://HOST:PORT/tracker`).
+    #[arg(long)]
+    pub no_tracker: bool,
     /// The URL viewers reach this node at; printed and put in the announce's hints.
     #[arg(long, env = "HLSWARM_PUBLIC_URL")]
     pub public_url: Option<String>,

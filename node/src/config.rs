@@ -22,6 +22,24 @@ pub struct Config {
     pub rtmp: RtmpConfig,
     pub http: HttpConfig,
     pub stream: StreamConfig,
+    pub tracker: TrackerSection,
+}
+
+/// `[tracker]`: the WebTorrent tracker embedded in the HTTP origin at `/tracker`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TrackerSection {
+    pub enabled: bool,
+    pub limits: tracker::TrackerConfig,
+}
+
+impl Default for TrackerSection {
+    fn default() -> Self {
+        TrackerSection {
+            enabled: true,
+            limits: tracker::TrackerConfig::default(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -159,6 +177,9 @@ impl Config {
         if a.no_http {
             self.http.enabled = false;
         }
+        if a.no_tracker {
+            self.tracker.enabled = false;
+        }
         if a.public_url.is_some() {
             self.http.public_url = a.public_url.clone();
         }
@@ -190,6 +211,7 @@ impl Config {
             "stream.title is longer than {} bytes",
             manifest_signer::objects::limits::MAX_TITLE_BYTES
         );
+        self.tracker.limits.check().map_err(anyhow::Error::msg)?;
         if let Some(url) = &self.http.public_url {
             anyhow::ensure!(
                 url.starts_with("http://") || url.starts_with("https://"),
@@ -203,6 +225,15 @@ impl Config {
             );
         }
         Ok(())
+    }
+
+    /// The embedded tracker's URL for a node whose HTTP base is `http_base`.
+    pub fn tracker_url(http_base: &str) -> Option<String> {
+        let rest = http_base
+            .strip_prefix("https://")
+            .map(|r| format!("wss://{r}"))
+            .or_else(|| http_base.strip_prefix("http://").map(|r| format!("ws://{r}")))?;
+        Some(format!("{rest}tracker"))
     }
 
     /// The HTTP base URL to print and to hint, ending in `/`.
@@ -228,6 +259,8 @@ mod tests {
         assert_eq!(cfg.stream.window, def.stream.window);
         assert_eq!(cfg.stream.retain, def.stream.retain);
         assert_eq!(cfg.http.cache_mib, def.http.cache_mib);
+        assert_eq!(cfg.tracker.enabled, def.tracker.enabled);
+        assert_eq!(cfg.tracker.limits, def.tracker.limits);
         cfg.check().expect("the example config is valid");
     }
 
@@ -235,6 +268,18 @@ mod tests {
     fn unknown_keys_are_refused() {
         let err = Config::parse("[http]\nlisten = \"127.0.0.1:1\"\nlistn = 3\n").expect_err("typo refused");
         assert!(err.to_string().contains("listn"), "{err}");
+    }
+
+    #[test]
+    fn tracker_url_follows_the_http_base() {
+        assert_eq!(
+            Config::tracker_url("http://127.0.0.1:9/").as_deref(),
+            Some("ws://127.0.0.1:9/tracker")
+        );
+        assert_eq!(
+            Config::tracker_url("https://n.example/live/").as_deref(),
+            Some("wss://n.example/live/tracker")
+        );
     }
 
     #[test]

@@ -9,6 +9,7 @@ pub mod logging;
 mod metrics;
 mod run;
 mod sign;
+mod tracker;
 mod verify;
 
 use std::process::ExitCode;
@@ -24,6 +25,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Command::Keygen(args) => keygen::run(&cli.data_dir, args),
             Command::Sign(args) => sign::run(&cli.data_dir, args).await,
             Command::Verify(args) => verify::run(&cli.data_dir, args).await,
+            Command::Tracker(args) => tracker::run(args).await,
         }
     })
 }

@@ -88,8 +88,14 @@ pub async fn run(data_dir: &Path, args: RunArgs) -> anyhow::Result<ExitCode> {
     let http_addr = http_listener.as_ref().map(|l| l.local_addr()).transpose()?;
     let rtmp_url = rtmp_addr.map(|a| format!("rtmp://{}:{}/live", printable_host(a), a.port()));
     let http_base = http_addr.and_then(|a| cfg.http_base(a));
+    let tracker =
+        (cfg.tracker.enabled && http_addr.is_some()).then(|| tracker::Tracker::new(cfg.tracker.limits.clone()));
     let hints = Hints {
         http: http_base.iter().cloned().collect(),
+        trackers: match (&tracker, &http_base) {
+            (Some(_), Some(b)) => Config::tracker_url(b).into_iter().collect(),
+            _ => Vec::new(),
+        },
         ..Hints::default()
     };
 
@@ -111,6 +117,9 @@ pub async fn run(data_dir: &Path, args: RunArgs) -> anyhow::Result<ExitCode> {
         println!("  watch       {base}watch/{stream_id}");
         println!("  dashboard   {base}");
         println!("  HLS         {base}streams/{stream_id}/master.m3u8");
+        if let (Some(_), Some(url)) = (&tracker, Config::tracker_url(&base)) {
+            println!("  tracker     {url}");
+        }
     }
     if let Some(a) = rtmp_addr {
         println!("rtmp listening on {a}");
@@ -127,9 +136,17 @@ pub async fn run(data_dir: &Path, args: RunArgs) -> anyhow::Result<ExitCode> {
                 catalog: catalog.clone(),
                 node: Arc::new(NodeInfo { rtmp_url }),
                 started: Instant::now(),
+                tracker: tracker.clone(),
             };
             let stop = wait_true(http_stop_rx);
-            Some(tokio::spawn(http::serve(l, state, stop)))
+            let expiry = tracker.clone().map(|t| tokio::spawn(t.run_expiry()));
+            Some(tokio::spawn(async move {
+                let res = http::serve(l, state, stop).await;
+                if let Some(e) = expiry {
+                    e.abort();
+                }
+                res
+            }))
         }
         None => None,
     };

@@ -9,6 +9,7 @@
 //! GET /streams/<id>/seg/<blake3>.m4s|ts|mp4          immutable, from memory or disk
 //! GET /  /watch/<id>  /selftest  /assets/<file>      the web client
 //! GET /api/streams  /healthz  /metrics
+//! GET /tracker (WebSocket)                           the WebTorrent tracker, when enabled
 //! ```
 //! Every response carries `Access-Control-Allow-Origin: *`. Errors carry a short fixed text;
 //! details go to the log only.
@@ -43,6 +44,8 @@ pub struct AppState {
     pub catalog: Arc<Catalog>,
     pub node: Arc<NodeInfo>,
     pub started: Instant,
+    /// The embedded WebTorrent tracker at `/tracker`, when enabled.
+    pub tracker: Option<tracker::Tracker>,
 }
 
 /// Errors a request can end in. The client sees only the status and a fixed short text.
@@ -79,7 +82,13 @@ impl IntoResponse for HttpError {
 }
 
 pub fn router(state: AppState) -> Router {
+    // Without the tracker, /tracker is not a route at all (404 from the fallback).
+    let tracker = match state.tracker {
+        Some(_) => Router::new().route("/tracker", get(tracker_ws)),
+        None => Router::new(),
+    };
     Router::new()
+        .merge(tracker)
         .route("/streams/{id}/{file}", get(streams::file))
         .route("/streams/{id}/seg/{file}", get(streams::segment))
         .route("/api/streams", get(web::api_streams))
@@ -92,6 +101,17 @@ pub fn router(state: AppState) -> Router {
         .fallback(fallback)
         .layer(middleware::from_fn_with_state(state.clone(), account))
         .with_state(state)
+}
+
+async fn tracker_ws(
+    State(state): State<AppState>,
+    axum::extract::ConnectInfo(peer): axum::extract::ConnectInfo<SocketAddr>,
+    ws: axum::extract::ws::WebSocketUpgrade,
+) -> Response {
+    match &state.tracker {
+        Some(t) => crate::tracker::upgrade(t, ws, peer.ip()),
+        None => HttpError::NotFound.into_response(),
+    }
 }
 
 async fn fallback() -> HttpError {

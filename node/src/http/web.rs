@@ -147,9 +147,12 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
         .into_iter()
         .map(|(id, n)| (id.to_string(), n))
         .collect();
-    let text = catalog
+    let mut text = catalog
         .metrics()
         .render(&viewers, catalog.cache().bytes(), catalog.list().len());
+    if let Some(t) = &state.tracker {
+        t.render_metrics(&mut text);
+    }
     (
         [
             (header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8"),

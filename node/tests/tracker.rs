@@ -1,0 +1,117 @@
+//! The tracker with real clients: the npm `bittorrent-tracker` client (WebRTC from
+//! node-datachannel) in two Node processes' worth of peers, meeting through `hlswarm tracker`
+//! and through the tracker embedded in `hlswarm run`, and exchanging a message over WebRTC.
+//! Needs `scripts/setup.sh` (it runs `npm ci` in tracker/interop).
+
+#![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
+
+mod common;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::Node;
+
+fn interop_dir() -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tracker/interop");
+    assert!(
+        dir.join("node_modules/bittorrent-tracker").is_dir(),
+        "run scripts/setup.sh (npm ci in tracker/interop) first"
+    );
+    dir
+}
+
+/// Run exchange.mjs against `url`; its one JSON line of output.
+fn exchange(url: &str) -> serde_json::Value {
+    let mut child = Command::new("node")
+        .arg("exchange.mjs")
+        .arg(url)
+        .arg("30000")
+        .current_dir(interop_dir())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("exchange.mjs did not finish within 60 s");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut out = String::new();
+    child.stdout.take().unwrap().read_to_string(&mut out).unwrap();
+    let v: serde_json::Value = serde_json::from_str(out.lines().last().unwrap_or("{}")).unwrap();
+    assert!(status.success() && v["ok"] == true, "exchange failed: {out}");
+    v
+}
+
+fn get(addr: &str, path: &str) -> String {
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    out
+}
+
+fn metric(text: &str, name: &str) -> u64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {name} in {text}"))
+}
+
+#[test]
+fn webrtc_peers_meet_through_the_standalone_tracker() {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_hlswarm"))
+        .args(["tracker", "--listen", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .env("RUST_LOG", "warn")
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let first = lines.next().unwrap().unwrap();
+    let addr = first.strip_prefix("tracker listening on ").unwrap().to_string();
+
+    let v = exchange(&format!("ws://{addr}/"));
+    assert_eq!(v["got"]["a"], "hello from b");
+    let m = get(&addr, "/metrics");
+    assert!(metric(&m, "hlswarm_tracker_offers_relayed_total") >= 1, "{m}");
+    assert!(metric(&m, "hlswarm_tracker_answers_relayed_total") >= 1, "{m}");
+
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    assert!(child.wait().unwrap().success());
+}
+
+#[test]
+fn webrtc_peers_meet_through_the_tracker_embedded_in_the_node() {
+    let data = tempfile::tempdir().unwrap();
+    let node = Node::start(data.path(), &["--no-rtmp"]);
+    let http = node.http.clone().unwrap();
+    let addr = http.trim_start_matches("http://");
+    exchange(&format!("ws://{addr}/tracker"));
+    let m = get(addr, "/metrics");
+    assert!(metric(&m, "hlswarm_tracker_answers_relayed_total") >= 1, "{m}");
+    assert!(node.stop().success());
+
+    // --no-tracker: no WebSocket at /tracker.
+    let node = Node::start(data.path(), &["--no-rtmp", "--no-tracker"]);
+    let addr = node.http.clone().unwrap();
+    let r = get(addr.trim_start_matches("http://"), "/tracker");
+    assert!(r.starts_with("HTTP/1.1 404"), "{r}");
+    assert!(node.stop().success());
+}

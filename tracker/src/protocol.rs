@@ -1,0 +1,244 @@
+//! The WebTorrent tracker protocol: JSON text messages over a WebSocket, as spoken by the npm
+//! `bittorrent-tracker` client (and p2p-media-loader, which uses it).
+//!
+//! In: `{"action":"announce", info_hash, peer_id, numwant?, uploaded?, downloaded?, left?, event?,
+//! offers?: [{offer, offer_id}]}`, the same with `to_peer_id, answer, offer_id` to answer an
+//! offer, and `{"action":"scrape", info_hash?: one | [many]}`.
+//! Out: the announce reply `{action, info_hash, interval, complete, incomplete}`, a relayed offer
+//! `{action, info_hash, peer_id, offer, offer_id}`, a relayed answer `{action, info_hash, peer_id,
+//! answer, offer_id}`, the scrape reply `{action:"scrape", files:{info_hash:{complete,
+//! incomplete, downloaded}}}` and `{"failure reason": ...}`.
+//!
+//! `info_hash`, `peer_id`, `offer_id` and `to_peer_id` are 20 bytes written as a JSON string of
+//! 20 characters, one per byte (code points 0-255, as JavaScript's "binary" strings). They are
+//! decoded into [`Id20`] newtypes and encoded back exactly; anything else is refused. The SDP
+//! `offer`/`answer` objects are opaque: relayed as they came (the message size is capped).
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde_json::Value;
+
+/// 20 bytes carried as a 20-character "binary" string.
+#[derive(Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Id20(pub [u8; 20]);
+
+/// A swarm's id (p2p-media-loader: SHA-1 of the swarm id; WebTorrent: the torrent's info hash).
+pub type InfoHash = Id20;
+/// A peer's id, chosen by the client.
+pub type PeerId = Id20;
+/// Pairs an offer with its answer.
+pub type OfferId = Id20;
+
+impl Id20 {
+    /// Decode a binary string: exactly 20 chars, each U+0000-U+00FF.
+    pub fn from_binary_str(s: &str) -> Option<Id20> {
+        let mut out = [0u8; 20];
+        let mut chars = s.chars();
+        for b in &mut out {
+            *b = u8::try_from(u32::from(chars.next()?)).ok()?;
+        }
+        chars.next().is_none().then_some(Id20(out))
+    }
+
+    /// Encode as a binary string (one char per byte).
+    pub fn to_binary_string(&self) -> String {
+        self.0.iter().map(|&b| char::from(b)).collect()
+    }
+}
+
+impl fmt::Debug for Id20 {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for b in &self.0 {
+            write!(f, "{b:02x}")?;
+        }
+        Ok(())
+    }
+}
+
+impl Serialize for Id20 {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.to_binary_string())
+    }
+}
+
+impl<'de> Deserialize<'de> for Id20 {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        Id20::from_binary_str(&s).ok_or_else(|| serde::de::Error::custom("expected a 20-character binary string"))
+    }
+}
+
+/// `event` of an announce. Absent means a periodic update.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Event {
+    Started,
+    Stopped,
+    Completed,
+    Update,
+    Paused,
+}
+
+/// One WebRTC offer to be handed to one other peer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Offer {
+    pub offer: Value,
+    pub offer_id: OfferId,
+}
+
+/// A message from a client.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "action", rename_all = "lowercase")]
+pub enum Request {
+    Announce(AnnounceRequest),
+    Scrape(ScrapeRequest),
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct AnnounceRequest {
+    pub info_hash: InfoHash,
+    pub peer_id: PeerId,
+    #[serde(default, deserialize_with = "count", skip_serializing_if = "Option::is_none")]
+    pub numwant: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uploaded: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub downloaded: Option<f64>,
+    /// Bytes left; `null` (JavaScript's `Infinity`) or absent means unknown: a leecher.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub left: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event: Option<Event>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub offers: Option<Vec<Offer>>,
+    /// Set (with `to_peer_id` and `offer_id`) when this message answers a relayed offer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub answer: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to_peer_id: Option<PeerId>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub offer_id: Option<OfferId>,
+}
+
+/// A non-negative count, lenient about floats (`50.0`) and `null`.
+fn count<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    Ok(match Option::<f64>::deserialize(d)? {
+        Some(v) if v.is_finite() && v >= 0.0 => Some(v.min(u32::MAX.into()) as u64),
+        _ => None,
+    })
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct ScrapeRequest {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub info_hash: Option<OneOrMany>,
+}
+
+/// `info_hash` of a scrape: one or a list.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum OneOrMany {
+    One(InfoHash),
+    Many(Vec<InfoHash>),
+}
+
+impl OneOrMany {
+    pub fn as_slice(&self) -> &[InfoHash] {
+        match self {
+            OneOrMany::One(h) => std::slice::from_ref(h),
+            OneOrMany::Many(v) => v,
+        }
+    }
+}
+
+/// The `action` field of a reply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Action {
+    Announce,
+    Scrape,
+}
+
+/// The reply to an announce.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AnnounceResponse {
+    pub action: Action,
+    pub info_hash: InfoHash,
+    /// Seconds until the next announce.
+    pub interval: u64,
+    /// Seeders.
+    pub complete: u64,
+    /// Leechers.
+    pub incomplete: u64,
+}
+
+/// An offer relayed to one peer; `peer_id` is the offering peer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OfferOut {
+    pub action: Action,
+    pub info_hash: InfoHash,
+    pub peer_id: PeerId,
+    pub offer: Value,
+    pub offer_id: OfferId,
+}
+
+/// An answer relayed to the peer that made the offer; `peer_id` is the answering peer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AnswerOut {
+    pub action: Action,
+    pub info_hash: InfoHash,
+    pub peer_id: PeerId,
+    pub answer: Value,
+    pub offer_id: OfferId,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct ScrapeStats {
+    pub complete: u64,
+    pub incomplete: u64,
+    pub downloaded: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScrapeResponse {
+    pub action: Action,
+    pub files: BTreeMap<InfoHash, ScrapeStats>,
+}
+
+/// An error reply. `action` and `info_hash` are set when known: the bittorrent-tracker client
+/// ignores replies without an `action` and matches announce failures by `info_hash`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Failure {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub action: Option<Action>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub info_hash: Option<InfoHash>,
+    #[serde(rename = "failure reason")]
+    pub reason: String,
+}
+
+/// Everything the tracker sends.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum Response {
+    Announce(AnnounceResponse),
+    Offer(OfferOut),
+    Answer(AnswerOut),
+    Scrape(ScrapeResponse),
+    Failure(Failure),
+}
+
+impl Response {
+    /// The JSON text frame.
+    pub fn to_json(&self) -> String {
+        // Serializing these types cannot fail: string keys, no non-finite floats.
+        serde_json::to_string(self).unwrap_or_else(|_| String::from("{\"failure reason\":\"internal error\"}"))
+    }
+}
+
+/// Parse one text frame from a client.
+pub fn parse_request(text: &str) -> Result<Request, serde_json::Error> {
+    serde_json::from_str(text)
+}
