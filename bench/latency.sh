@@ -1,0 +1,101 @@
+#!/usr/bin/env bash
+# Latency behind live in the browser: hlswarm run + ffmpeg pushing RTMP + the verifying watch
+# page in headless Chromium, at 1 s and 2 s segments. Samples hls.js's latency (live edge minus
+# playhead) and the wall-clock latency (now minus the program date-time at the playhead, which
+# includes encoding, segmenting, signing and fetching) every 250 ms after 15 s of playback.
+# Rewrites the "Latency behind live" section of docs/BENCHMARKS.md.
+#   bench/latency.sh [seconds of playback sampled, default 30]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+SAMPLE=${1:-30}
+scripts/setup.sh --test >/dev/null
+cargo build --release --bin hlswarm -q
+B=$ROOT/target/release/hlswarm
+
+WORK=$(mktemp -d)
+PIDS=()
+cleanup() {
+    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+wait_line() { # file pattern seconds
+    local end=$((SECONDS + $3))
+    until grep -q "$2" "$1" 2>/dev/null; do
+        [ $SECONDS -lt $end ] || { echo "timed out waiting for '$2' in $1" >&2; cat "$1" >&2; exit 1; }
+        sleep 0.1
+    done
+}
+
+ROWS=""
+for SEG in 1 2; do
+    D=$WORK/seg$SEG
+    mkdir -p "$D"
+    "$B" --data-dir "$D/data" run --rtmp 127.0.0.1:0 --http 127.0.0.1:0 --stream-key bench \
+        --segment-seconds "$SEG" >"$D/node.log" 2>&1 &
+    NODE=$!; PIDS+=("$NODE")
+    wait_line "$D/node.log" "http listening on" 30
+    RTMP=$(sed -n 's/^rtmp listening on //p' "$D/node.log")
+    HTTP=$(sed -n 's/^http listening on //p' "$D/node.log")
+    ID=$(awk '/stream id/ {print $3}' "$D/node.log")
+    TOTAL=$((SAMPLE + 30))
+    ffmpeg -v error -nostdin -re -f lavfi -i testsrc2=size=1280x720:rate=30 -f lavfi -i sine=sample_rate=48000 \
+        -t "$TOTAL" -c:v libx264 -preset veryfast -tune zerolatency -b:v 2M -g $((30 * SEG)) -pix_fmt yuv420p \
+        -c:a aac -f flv "rtmp://$RTMP/live/bench" &
+    FF=$!; PIDS+=("$FF")
+    # Samples after 15 s of playback, for SAMPLE seconds. The driver runs until its stdin closes:
+    # feed it from a sleep that bash does not wait for.
+    node web-client/test/e2e/driver.mjs --url "http://$HTTP/watch/$ID" --timeout-s $((SAMPLE + 25)) < <(sleep $((SAMPLE + 30))) \
+        | python3 -c '
+import json, sys
+warm, span = 15.0, float(sys.argv[1])
+start, hls, wall, fails = None, [], [], 0
+for line in sys.stdin:
+    s = json.loads(line).get("stats") or {}
+    if not s.get("currentTime") or s.get("paused"):
+        continue
+    t = json.loads(line)["t_ms"] / 1000
+    start = start if start is not None else t
+    if t - start < warm:
+        continue
+    if t - start > warm + span:
+        break
+    if s.get("latency") is not None: hls.append(s["latency"])
+    if s.get("latencyWall") is not None: wall.append(s["latencyWall"])
+    fails = s.get("segmentFailures", 0) + s.get("manifestFailures", 0)
+def q(v, p):
+    v = sorted(v); return v[min(len(v) - 1, int(p * len(v)))] if v else float("nan")
+print(len(hls), q(hls, .5), q(hls, .95), q(wall, .5), q(wall, .95), fails)
+' "$SAMPLE" >"$D/result"
+    read -r N H50 H95 W50 W95 FAILS <"$D/result"
+    echo "segments ${SEG}s: $N samples, hls.js latency p50 $H50 s p95 $H95 s, wall p50 $W50 s p95 $W95 s, failures $FAILS"
+    GOAL=$((3 * SEG))
+    ROWS+="| $SEG s | $N | $(printf %.2f "$H50") | $(printf %.2f "$H95") | $(printf %.2f "$W50") | $(printf %.2f "$W95") | ≤ $GOAL s | $FAILS |"$'\n'
+    kill "$FF" 2>/dev/null || true
+    kill -TERM "$NODE"; wait "$NODE" || true
+done
+
+CPU=$(awk -F: '/model name/ {print $2; exit}' /proc/cpuinfo | sed 's/^ *//')
+SECTION=$(cat <<MD
+## Latency behind live in the browser
+
+Command: \`bench/latency.sh $SAMPLE\` ($(date -u +%Y-%m-%d), $(nproc) cores, $CPU; Chromium
+$(/usr/bin/chromium --version 2>/dev/null | awk '{print $2}'), hls.js 1.7.4 with default live settings).
+ffmpeg pushes 1280x720 at 2 Mbit/s (x264 veryfast, zerolatency, keyframe every segment) into
+\`hlswarm run\`; the verifying watch page plays it in headless Chromium on the same machine.
+Samples every 250 ms over ${SAMPLE} s, after 15 s of playback. *hls.js* is hls.js's own measure
+(live edge minus playhead); *wall* is now minus the program date-time of the frame playing. The
+node stamps program date-times from the stream's own timestamps, anchored to when its first
+segment arrived, so *wall* is the time since the playing frame reached the node: it counts
+segmenting, signing, fetching, verifying and buffering, but not the encoder or the uplink.
+Goal: ≤ 3 segment durations.
+
+| segments | samples | hls.js p50 s | hls.js p95 s | wall p50 s | wall p95 s | goal | verification failures |
+|---|---|---|---|---|---|---|---|
+${ROWS%$'\n'}
+MD
+)
+echo "$SECTION" | python3 bench/section.py docs/BENCHMARKS.md latency
+echo "wrote docs/BENCHMARKS.md (latency section)"
