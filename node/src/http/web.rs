@@ -121,7 +121,8 @@ pub async fn api_streams(State(state): State<AppState>) -> Response {
             "stream_key_hint": state.node.rtmp_url.as_ref().map(|_|
                 "printed when the node starts; kept in keys/publish.secret in its data directory"),
             "viewers": total_viewers,
-            "peers": 0,
+            // Browser peers in this node's tracker swarms (the libp2p swarm will add its own).
+            "peers": state.tracker.as_ref().map_or(0, |t| t.counts().1),
             "bytes_out": { "http": catalog.metrics().http_bytes_total(), "p2p": 0, "moq": 0 },
             "uptime_s": state.started.elapsed().as_secs(),
         },
