@@ -108,8 +108,8 @@ line, then media playlist, master playlist and manifest, each file and its direc
 at the median and ~4 ms per segment in all, plus the writes and renames on a journaled disk. With
 the scratch directory on tmpfs (`BENCH_SCRATCH=/dev/shm`, where fsync costs nothing) the same run
 gave hlswarm a median of 2.4 ms, p95 6.2 ms, max under 10 ms (nginx-rtmp: 0.8 / 3.5 ms). The tail
-on disk (p95 ~20-26 ms, max ~48 ms in 90 s runs) came at moments other jobs kept both cores
-92-100% busy. nginx-rtmp writes no fsync at all.
+on disk (p95 20-32 ms, max 34-48 ms over three 90 s runs) came at moments other jobs kept both
+cores 92-100% busy. nginx-rtmp writes no fsync at all.
 
 Machine: {info['nproc']} cores ({info['cpu']}), Linux {info['kernel']}; nginx {info['nginx']},
 libnginx-mod-rtmp {info['rtmp']}, {info['ffmpeg']}, {info['rustc']}; hlswarm at {info['commit']};
