@@ -4,7 +4,8 @@
 //! - segment-ready delay: when a segment first appears in the server's playlist (inotify on the
 //!   rename that publishes it) minus when the keyframe that closed it was fully written to that
 //!   server's socket. A segment ends where the next keyframe begins, for every server alike; the
-//!   closing keyframe is found from the playlist's cumulative durations.
+//!   closing keyframe is found from the playlist's cumulative durations;
+//! - how busy the whole machine was meanwhile (/proc/stat), to read delays against.
 //!
 //! ```text
 //! ingest-bench --flv in.flv --out result.json --clk-tck 100 --tail 4 \
@@ -13,6 +14,7 @@
 //! bench/ingest.sh drives it.
 
 mod flv;
+mod load;
 mod publisher;
 mod watch;
 
@@ -146,6 +148,7 @@ fn run() -> Result<(), String> {
     }
 
     let n = pubs.len();
+    let load = load::LoadSampler::start(Duration::from_millis(250));
     let cpu0: Vec<u64> = args
         .targets
         .iter()
@@ -211,12 +214,13 @@ fn run() -> Result<(), String> {
                         || -(s.duration_since(listed).as_secs_f64() * 1e3),
                         |d| d.as_secs_f64() * 1e3,
                     );
-                    delays.push((seq, d));
+                    let busy = load.max_between(s.min(listed), listed.max(s));
+                    delays.push((seq, d, busy));
                 }
                 None => unmatched += 1,
             }
         }
-        let mut sorted: Vec<f64> = delays.iter().map(|&(_, d)| d).collect();
+        let mut sorted: Vec<f64> = delays.iter().map(|&(_, d, _)| d).collect();
         sorted.sort_by(f64::total_cmp);
         let cpu_s = (cpu1[ti] - cpu0[ti]) as f64 / args.clk_tck;
         let r = json!({
@@ -232,7 +236,11 @@ fn run() -> Result<(), String> {
             "delay_ms_p95": percentile(&sorted, 95.0),
             "delay_ms_min": sorted.first(),
             "delay_ms_max": sorted.last(),
-            "delays_ms": delays.iter().map(|&(s, d)| json!([s, (d * 1000.0).round() / 1000.0])).collect::<Vec<_>>(),
+            // [segment, delay ms, machine busy % around it]
+            "delays_ms": delays
+                .iter()
+                .map(|&(s, d, b)| json!([s, (d * 1000.0).round() / 1000.0, b.map(|b| (b * 100.0).round())]))
+                .collect::<Vec<_>>(),
         });
         eprintln!(
             "{:<16} cpu {:.3} s ({:.3} s per stream-minute)  delay median {:.1} ms p95 {:.1} ms  ({} segments, {} unmatched)",
@@ -250,6 +258,7 @@ fn run() -> Result<(), String> {
         "stream_seconds": stream_s,
         "publish_wall_seconds": publish_wall.as_secs_f64(),
         "keyframes": keyframes.len(),
+        "machine_busy_mean_pct": load.mean().map(|b| (b * 1000.0).round() / 10.0),
         "targets": results,
     });
     std::fs::write(&args.out, serde_json::to_vec_pretty(&out).map_err(|e| e.to_string())?)

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use notify::{RecursiveMode, Watcher};
+use notify::{EventKind, RecursiveMode, Watcher};
 
 /// What to read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,7 +36,10 @@ impl PlaylistWatch {
         let mut watcher = notify::recommended_watcher(move |ev: notify::Result<notify::Event>| {
             let now = Instant::now();
             let Ok(ev) = ev else { return };
-            if ev.paths.iter().any(|p| p.file_name() == Some(&name)) {
+            // Only writes and renames: reading the file ourselves raises access events, and
+            // reacting to those would read it again, forever.
+            let written = matches!(ev.kind, EventKind::Create(_) | EventKind::Modify(_));
+            if written && ev.paths.iter().any(|p| p.file_name() == Some(&name)) {
                 update(&file, kind, now, &record);
             }
         })
