@@ -21,6 +21,7 @@ if [ "${1:-}" = "--test" ]; then
     command -v ffprobe >/dev/null || missing+=(ffmpeg)
     command -v python3 >/dev/null || missing+=(python3)
     [ -x /usr/bin/chromium ] || missing+=(chromium)
+    command -v c++ >/dev/null || missing+=(g++)   # libFuzzer, built by cargo-fuzz
 fi
 if [ ${#missing[@]} -gt 0 ]; then
     echo "installing: ${missing[*]}"
