@@ -23,24 +23,9 @@ fi
 cargo build --release --bin hlswarm -q
 B=$ROOT/target/release/hlswarm
 
-WORK=$(mktemp -d)
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
 chmod 755 "$WORK"
-PIDS=()
-cleanup() {
-    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
-
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_line() { # file pattern seconds
-    local end=$((SECONDS + $3))
-    until grep -q "$2" "$1" 2>/dev/null; do
-        [ $SECONDS -lt $end ] || { echo "timed out waiting for '$2' in $1" >&2; cat "$1" >&2; exit 1; }
-        sleep 0.1
-    done
-}
 
 # 1. A real signed stream: 12 s of 1280x720 at ~4 Mbit/s, 2 s segments (~1 MB each).
 DATA=$WORK/data

@@ -13,21 +13,8 @@ scripts/setup.sh --test >/dev/null
 cargo build --release --bin hlswarm -q
 B=$ROOT/target/release/hlswarm
 
-WORK=$(mktemp -d)
-PIDS=()
-cleanup() {
-    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
-wait_line() { # file pattern seconds
-    local end=$((SECONDS + $3))
-    until grep -q "$2" "$1" 2>/dev/null; do
-        [ $SECONDS -lt $end ] || { echo "timed out waiting for '$2' in $1" >&2; cat "$1" >&2; exit 1; }
-        sleep 0.1
-    done
-}
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
 
 ROWS=""
 for SEG in 1 2; do

@@ -8,7 +8,7 @@ mod common;
 
 use std::process::{Command, Stdio};
 
-use common::{Node, SECRET};
+use common::{Node, SECRET, verify_archive};
 
 #[test]
 fn ladder_renditions_are_signed_and_decode() {
@@ -40,13 +40,7 @@ fn ladder_renditions_are_signed_and_decode() {
     let status = node.stop();
     assert!(status.success(), "node exits cleanly on SIGTERM: {status:?}");
 
-    let o = Command::new(env!("CARGO_BIN_EXE_hlswarm"))
-        .arg("--data-dir")
-        .arg(data.path())
-        .args(["verify", data.path().to_str().unwrap(), "--archive"])
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stdout));
+    verify_archive(data.path());
 
     let dir = data.path().join("streams").join(&id);
     let master = std::fs::read_to_string(dir.join("master.m3u8")).unwrap();

@@ -7,7 +7,7 @@ mod common;
 
 use std::process::{Command, Stdio};
 
-use common::{Node, SECRET, publish};
+use common::{Node, SECRET, publish, verify_archive};
 
 #[test]
 fn ffmpeg_rtmp_push_becomes_signed_verified_hls() {
@@ -43,14 +43,7 @@ fn ffmpeg_rtmp_push_becomes_signed_verified_hls() {
     let status = node.stop();
     assert!(status.success(), "node exits cleanly on SIGTERM: {status:?}");
 
-    let o = Command::new(env!("CARGO_BIN_EXE_hlswarm"))
-        .arg("--data-dir")
-        .arg(data.path())
-        .args(["verify", data.path().to_str().unwrap(), "--archive"])
-        .output()
-        .unwrap();
-    let report = String::from_utf8_lossy(&o.stdout);
-    assert!(o.status.success(), "{report}");
+    let report = verify_archive(data.path());
     let segments: u64 = report
         .lines()
         .find_map(|l| l.strip_prefix("live window "))

@@ -106,6 +106,19 @@ impl Drop for Node {
     }
 }
 
+/// `hlswarm verify DATA --archive`: asserts it passes and returns its report.
+pub fn verify_archive(data: &Path) -> String {
+    let o = Command::new(env!("CARGO_BIN_EXE_hlswarm"))
+        .arg("--data-dir")
+        .arg(data)
+        .args(["verify", data.to_str().unwrap(), "--archive"])
+        .output()
+        .unwrap();
+    let report = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(o.status.success(), "{report}");
+    report
+}
+
 /// ffmpeg publishing `seconds` of a test pattern with a tone, paced in real time.
 pub fn publish(url: &str, seconds: u32, size: &str) -> Child {
     Command::new("ffmpeg")
