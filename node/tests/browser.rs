@@ -149,14 +149,19 @@ impl Browser {
 impl Drop for Browser {
     fn drop(&mut self) {
         drop(self.child.stdin.take()); // the driver closes Chromium and exits
+        // Its stdout closing (the reader thread hangs up) is the sign it is done.
         let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(_) => continue,
+                Err(mpsc::RecvTimeoutError::Disconnected) => break,
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    let _ = self.child.kill();
+                    break;
+                }
             }
-            std::thread::sleep(Duration::from_millis(50));
         }
-        let _ = self.child.kill();
         let _ = self.child.wait();
     }
 }

@@ -10,9 +10,9 @@ mod common;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::Node;
+use common::{Node, stdout_within};
 
 fn interop_dir() -> PathBuf {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tracker/interop");
@@ -34,20 +34,8 @@ fn exchange(url: &str) -> serde_json::Value {
         .stderr(Stdio::inherit())
         .spawn()
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("exchange.mjs did not finish within 60 s");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    let mut out = String::new();
-    child.stdout.take().unwrap().read_to_string(&mut out).unwrap();
+    let out = stdout_within(&mut child, Duration::from_secs(60)).expect("exchange.mjs finishes within 60 s");
+    let status = child.wait().unwrap();
     let v: serde_json::Value = serde_json::from_str(out.lines().last().unwrap_or("{}")).unwrap();
     assert!(status.success() && v["ok"] == true, "exchange failed: {out}");
     v

@@ -106,6 +106,24 @@ impl Drop for Node {
     }
 }
 
+/// All of a child's stdout, read until it closes, or `None` (and the child killed) when that
+/// takes longer than `limit`. The child is reaped either way.
+pub fn stdout_within(child: &mut Child, limit: Duration) -> Option<String> {
+    let mut out = child.stdout.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = std::io::Read::read_to_string(&mut out, &mut text);
+        let _ = tx.send(text);
+    });
+    let text = rx.recv_timeout(limit).ok();
+    if text.is_none() {
+        let _ = child.kill();
+    }
+    let _ = child.wait();
+    text
+}
+
 /// `hlswarm verify DATA --archive`: asserts it passes and returns its report.
 pub fn verify_archive(data: &Path) -> String {
     let o = Command::new(env!("CARGO_BIN_EXE_hlswarm"))
