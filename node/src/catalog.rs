@@ -79,7 +79,12 @@ pub struct Catalog {
     streams: RwLock<HashMap<StreamId, StreamState>>,
     cache: SegmentCache,
     metrics: Arc<Metrics>,
+    updates: tokio::sync::broadcast::Sender<Arc<StreamView>>,
 }
+
+/// Updates a slow subscriber may fall behind by before it misses some (it then sees `Lagged`
+/// and can re-read the catalog).
+const UPDATES_BACKLOG: usize = 256;
 
 /// Why a signed object was not taken.
 pub type Refused = manifest_signer::Error;
@@ -91,7 +96,14 @@ impl Catalog {
             streams: RwLock::new(HashMap::new()),
             cache: SegmentCache::new(cache_bytes),
             metrics,
+            updates: tokio::sync::broadcast::channel(UPDATES_BACKLOG).0,
         }
+    }
+
+    /// Every view the catalog publishes from now on: a newly accepted manifest, or a new
+    /// announce for a stream. The transports (swarm, MoQ) forward what they receive here.
+    pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<Arc<StreamView>> {
+        self.updates.subscribe()
     }
 
     pub fn metrics(&self) -> &Metrics {
@@ -163,6 +175,7 @@ impl Catalog {
         }
         let view = Arc::new(self.render(id, m, state.announce.latest().cloned()));
         state.view = Some(view.clone());
+        let _ = self.updates.send(view.clone());
         Ok(view)
     }
 
@@ -176,8 +189,9 @@ impl Catalog {
         };
         let a = state.announce.accept_wire(wire, manifest_signer::now_ms())?;
         if let Some(view) = &state.view {
-            let next = self.render(*id, view.manifest.clone(), Some(a));
-            state.view = Some(Arc::new(next));
+            let next = Arc::new(self.render(*id, view.manifest.clone(), Some(a)));
+            state.view = Some(next.clone());
+            let _ = self.updates.send(next);
         }
         Ok(())
     }
@@ -242,7 +256,7 @@ impl Catalog {
     /// The stream named by `id` as written in a URL, without the cost of checking that it is a
     /// valid curve point: only valid ids are in the catalog, so a miss is simply "not here".
     /// `Err` when `id` is not even shaped like a stream id.
-    pub fn get_by_name(&self, id: &str) -> Result<Option<Arc<StreamView>>, ()> {
+    pub(crate) fn get_by_name(&self, id: &str) -> Result<Option<Arc<StreamView>>, ()> {
         let sid = parse_shape(id).ok_or(())?;
         Ok(self.get(&sid))
     }

@@ -1,12 +1,12 @@
 //! The hlswarm node: command line, and the commands it runs.
 
-mod catalog;
+pub mod catalog;
 pub mod cli;
 pub mod config;
 mod http;
 mod keygen;
 pub mod logging;
-mod metrics;
+pub mod metrics;
 mod run;
 mod sign;
 mod tracker;
