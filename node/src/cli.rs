@@ -28,6 +28,9 @@ pub enum LogFormat {
 pub enum Command {
     /// Run the node: RTMP ingest in, signed HLS out, served over HTTP with the watch page.
     Run(RunArgs),
+    /// Carry other streams: follow them through the swarm (and HTTP origins), verify every
+    /// byte, store it and serve it over HTTP and to peers, like the origin does.
+    Seed(SeedArgs),
     /// Create a broadcaster key (the stream's identity). Never overwrites a key.
     Keygen(KeygenArgs),
     /// Sign the HLS output of an external packager (ffmpeg, nginx-rtmp, MediaMTX) as it is written.
@@ -155,4 +158,33 @@ pub struct RunArgs {
     /// Needs ffmpeg with libx264 and aac. Default: none (no transcoding).
     #[arg(long, env = "HLSWARM_LADDER")]
     pub ladder: Option<String>,
+    /// libp2p listen multiaddr (repeatable). Default /ip4/0.0.0.0/tcp/4001 and
+    /// /ip4/0.0.0.0/udp/4001/quic-v1.
+    #[arg(long, value_name = "MULTIADDR")]
+    pub p2p: Vec<String>,
+    /// A swarm peer to dial at start (`/ip4/.../tcp/.../p2p/<peer id>`; repeatable).
+    #[arg(long, value_name = "MULTIADDR")]
+    pub peer: Vec<String>,
+    /// Run without the libp2p swarm.
+    #[arg(long)]
+    pub no_swarm: bool,
+    /// Do not look for nodes on the local network (mDNS).
+    #[arg(long)]
+    pub no_mdns: bool,
+    /// Test only: make this node lie to its peers (`flip`, `forge`, `replay`; comma-separated).
+    #[arg(long, hide = true)]
+    pub misbehave: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct SeedArgs {
+    /// What to seed: a stream id, a watch URL (`https://node/watch/<id>`) or a share bundle
+    /// (the JSON the watch page copies). Repeatable.
+    #[arg(required = true, value_name = "STREAM")]
+    pub sources: Vec<String>,
+    /// Also run RTMP ingest (off by default for a seeder).
+    #[arg(long)]
+    pub with_rtmp: bool,
+    #[command(flatten)]
+    pub run: RunArgs,
 }

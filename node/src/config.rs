@@ -23,6 +23,52 @@ pub struct Config {
     pub http: HttpConfig,
     pub stream: StreamConfig,
     pub tracker: TrackerSection,
+    pub swarm: SwarmConfig,
+}
+
+/// `[swarm]`: the libp2p swarm through which nodes carry each other's streams.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SwarmConfig {
+    pub enabled: bool,
+    /// libp2p listen multiaddrs (TCP and QUIC).
+    pub listen: Vec<String>,
+    /// Peers to dial at start (`/ip4/.../tcp/.../p2p/<peer id>`), besides the announce's hints.
+    pub peers: Vec<String>,
+    /// Addresses to advertise (a public address behind port forwarding).
+    pub external: Vec<String>,
+    /// Find nodes on the local network by mDNS.
+    pub mdns: bool,
+    /// Relays to reserve a slot on when this node is not reachable (`.../p2p/<relay id>`).
+    pub relays: Vec<String>,
+    /// Established connections, in and out.
+    pub max_connections: u32,
+    /// Blob fetches in flight at once.
+    pub fetch_concurrency: usize,
+    /// Concurrent uploads of one blob; more askers are told to fetch from someone who has it.
+    pub upload_slots: usize,
+    /// A blob no peer delivered within this time is fetched from the HTTP origins in the hints.
+    pub http_fallback_ms: u64,
+    /// Peers whose bytes fail verification are banned this long.
+    pub ban_seconds: u64,
+}
+
+impl Default for SwarmConfig {
+    fn default() -> Self {
+        SwarmConfig {
+            enabled: true,
+            listen: vec!["/ip4/0.0.0.0/tcp/4001".into(), "/ip4/0.0.0.0/udp/4001/quic-v1".into()],
+            peers: Vec::new(),
+            external: Vec::new(),
+            mdns: true,
+            relays: Vec::new(),
+            max_connections: 256,
+            fetch_concurrency: 16,
+            upload_slots: 2,
+            http_fallback_ms: 3000,
+            ban_seconds: 600,
+        }
+    }
 }
 
 /// `[tracker]`: the WebTorrent tracker embedded in the HTTP origin at `/tracker`.
@@ -192,6 +238,16 @@ impl Config {
         if a.tip.is_some() {
             self.stream.tip = a.tip.clone();
         }
+        if !a.p2p.is_empty() {
+            self.swarm.listen = a.p2p.clone();
+        }
+        self.swarm.peers.extend(a.peer.iter().cloned());
+        if a.no_swarm {
+            self.swarm.enabled = false;
+        }
+        if a.no_mdns {
+            self.swarm.mdns = false;
+        }
     }
 
     fn check(&self) -> anyhow::Result<()> {
@@ -212,6 +268,15 @@ impl Config {
             manifest_signer::objects::limits::MAX_TITLE_BYTES
         );
         self.tracker.limits.check().map_err(anyhow::Error::msg)?;
+        let s = &self.swarm;
+        for a in s.listen.iter().chain(&s.peers).chain(&s.external).chain(&s.relays) {
+            a.parse::<libp2p::Multiaddr>()
+                .map_err(|e| anyhow::anyhow!("swarm address {a:?} is not a multiaddr: {e}"))?;
+        }
+        anyhow::ensure!(
+            s.fetch_concurrency >= 1 && s.upload_slots >= 1 && s.max_connections >= 1,
+            "swarm.fetch_concurrency, upload_slots and max_connections must be at least 1"
+        );
         if let Some(url) = &self.http.public_url {
             anyhow::ensure!(
                 url.starts_with("http://") || url.starts_with("https://"),
@@ -261,6 +326,8 @@ mod tests {
         assert_eq!(cfg.http.cache_mib, def.http.cache_mib);
         assert_eq!(cfg.tracker.enabled, def.tracker.enabled);
         assert_eq!(cfg.tracker.limits, def.tracker.limits);
+        assert_eq!(cfg.swarm.listen, def.swarm.listen);
+        assert_eq!(cfg.swarm.upload_slots, def.swarm.upload_slots);
         cfg.check().expect("the example config is valid");
     }
 

@@ -7,8 +7,11 @@ mod http;
 mod keygen;
 pub mod logging;
 pub mod metrics;
+pub mod replica;
 mod run;
+mod seed;
 mod sign;
+pub mod swarm;
 mod tracker;
 mod verify;
 
@@ -22,12 +25,32 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     rt.block_on(async move {
         match cli.command {
             Command::Run(args) => run::run(&cli.data_dir, args).await,
+            Command::Seed(args) => run::seed(&cli.data_dir, args).await,
             Command::Keygen(args) => keygen::run(&cli.data_dir, args),
             Command::Sign(args) => sign::run(&cli.data_dir, args).await,
             Command::Verify(args) => verify::run(&cli.data_dir, args).await,
             Command::Tracker(args) => tracker::run(args).await,
         }
     })
+}
+
+/// Create `path` (and its directory) with mode 0600 and `bytes`, synced; never overwrites: for
+/// secrets the node generates once (publish secret, node key).
+pub(crate) fn create_private_file(path: &std::path::Path, bytes: &[u8]) -> anyhow::Result<()> {
+    use anyhow::Context;
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+    let mut f = opts
+        .open(path)
+        .with_context(|| format!("creating {}", path.display()))?;
+    std::io::Write::write_all(&mut f, bytes)?;
+    f.sync_all()?;
+    Ok(())
 }
 
 /// Shutdown signal: SIGINT or SIGTERM.

@@ -56,6 +56,9 @@ pub enum FailureSource {
     Disk,
     /// A manifest offered to the catalog at run time that broke the chain rules.
     Chain,
+    /// A signed object or blob that a peer (swarm, HTTP origin, MoQ) sent and that failed
+    /// verification.
+    Peer,
 }
 
 #[derive(Debug, Default)]
@@ -68,6 +71,85 @@ pub struct Metrics {
     ingest_dropped: AtomicU64,
     verify_fail_disk: AtomicU64,
     verify_fail_chain: AtomicU64,
+    verify_fail_peer: AtomicU64,
+    pub swarm: SwarmMetrics,
+}
+
+/// The libp2p swarm's counters.
+#[derive(Debug, Default)]
+pub struct SwarmMetrics {
+    pub peers: AtomicU64,
+    pub segments_served: AtomicU64,
+    pub bytes_out: AtomicU64,
+    pub bytes_in_peer: AtomicU64,
+    pub bytes_in_http: AtomicU64,
+    pub fetched_peer: AtomicU64,
+    pub fetched_http: AtomicU64,
+    pub busy_replies: AtomicU64,
+    pub gossip_rejected: AtomicU64,
+    pub peers_banned: AtomicU64,
+}
+
+impl SwarmMetrics {
+    pub fn add(a: &AtomicU64, n: u64) {
+        a.fetch_add(n, Ordering::Relaxed);
+    }
+
+    fn render(&self, o: &mut String) {
+        let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        let rows: [(&str, &str, &str, &AtomicU64); 8] = [
+            ("hlswarm_swarm_peers", "gauge", "Connected swarm peers.", &self.peers),
+            (
+                "hlswarm_swarm_bytes_in_total{source=\"peer\"}",
+                "counter",
+                "Verified blob bytes fetched, by source.",
+                &self.bytes_in_peer,
+            ),
+            (
+                "hlswarm_swarm_bytes_in_total{source=\"http\"}",
+                "",
+                "",
+                &self.bytes_in_http,
+            ),
+            (
+                "hlswarm_swarm_fetches_total{source=\"peer\"}",
+                "counter",
+                "Blobs fetched and verified, by source.",
+                &self.fetched_peer,
+            ),
+            (
+                "hlswarm_swarm_fetches_total{source=\"http\"}",
+                "",
+                "",
+                &self.fetched_http,
+            ),
+            (
+                "hlswarm_swarm_busy_replies_total",
+                "counter",
+                "Blob requests answered busy (upload slots full).",
+                &self.busy_replies,
+            ),
+            (
+                "hlswarm_swarm_gossip_rejected_total",
+                "counter",
+                "Gossip messages rejected by validation.",
+                &self.gossip_rejected,
+            ),
+            (
+                "hlswarm_swarm_peers_banned_total",
+                "counter",
+                "Peers banned for sending bytes that failed verification.",
+                &self.peers_banned,
+            ),
+        ];
+        for (name, kind, help, v) in rows {
+            if !kind.is_empty() {
+                let base = name.split('{').next().unwrap_or(name);
+                let _ = writeln!(o, "# HELP {base} {help}\n# TYPE {base} {kind}");
+            }
+            let _ = writeln!(o, "{name} {}", g(v));
+        }
+    }
 }
 
 impl Metrics {
@@ -95,6 +177,7 @@ impl Metrics {
         match source {
             FailureSource::Disk => &self.verify_fail_disk,
             FailureSource::Chain => &self.verify_fail_chain,
+            FailureSource::Peer => &self.verify_fail_peer,
         }
         .fetch_add(1, Ordering::Relaxed);
     }
@@ -132,6 +215,11 @@ impl Metrics {
                 g(&self.bytes_http[r as usize])
             );
         }
+        let _ = writeln!(
+            o,
+            "hlswarm_bytes_out_total{{transport=\"libp2p\",route=\"segment\"}} {}",
+            g(&self.swarm.bytes_out)
+        );
         o.push_str("# HELP hlswarm_segments_served_total Media segments served, by transport.\n");
         o.push_str("# TYPE hlswarm_segments_served_total counter\n");
         let _ = writeln!(
@@ -139,6 +227,12 @@ impl Metrics {
             "hlswarm_segments_served_total{{transport=\"http\"}} {}",
             g(&self.segments_served_http)
         );
+        let _ = writeln!(
+            o,
+            "hlswarm_segments_served_total{{transport=\"libp2p\"}} {}",
+            g(&self.swarm.segments_served)
+        );
+        self.swarm.render(&mut o);
         o.push_str("# HELP hlswarm_segments_signed_total Segments this node signed.\n");
         o.push_str("# TYPE hlswarm_segments_signed_total counter\n");
         let _ = writeln!(o, "hlswarm_segments_signed_total {}", g(&self.segments_signed));
@@ -159,6 +253,11 @@ impl Metrics {
             o,
             "hlswarm_verification_failures_total{{source=\"chain\"}} {}",
             g(&self.verify_fail_chain)
+        );
+        let _ = writeln!(
+            o,
+            "hlswarm_verification_failures_total{{source=\"peer\"}} {}",
+            g(&self.verify_fail_peer)
         );
         o.push_str("# HELP hlswarm_viewers Viewers seen in the last 30 s, by stream.\n");
         o.push_str("# TYPE hlswarm_viewers gauge\n");

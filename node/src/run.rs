@@ -17,39 +17,68 @@ use manifest_signer::{Container, Hints, ManifestRoot, Signed, StreamKey, now_ms}
 use tokio::sync::{mpsc, watch};
 
 use crate::catalog::Catalog;
-use crate::cli::RunArgs;
+use crate::cli::{RunArgs, SeedArgs};
 use crate::config::Config;
 use crate::http::{self, AppState, NodeInfo};
 use crate::keygen::default_key_path;
 use crate::metrics::Metrics;
+use crate::replica::Replica;
+use crate::swarm::{Follow, Misbehave};
 
 /// The one stream name the ingest maps the publish secret to.
 const STREAM: &str = "main";
 const ANNOUNCE_TTL_MS: u64 = 60 * 60 * 1000;
 
 pub async fn run(data_dir: &Path, args: RunArgs) -> anyhow::Result<ExitCode> {
+    node(data_dir, args, Vec::new(), false).await
+}
+
+/// `hlswarm seed`: the same node, following other streams; no ingest and no signing unless
+/// `--with-rtmp`.
+pub async fn seed(data_dir: &Path, args: SeedArgs) -> anyhow::Result<ExitCode> {
+    let mut run = args.run;
+    if !args.with_rtmp {
+        run.no_rtmp = true;
+    }
+    let follows = crate::seed::resolve(&args.sources).await?;
+    node(data_dir, run, follows, !args.with_rtmp).await
+}
+
+async fn node(data_dir: &Path, args: RunArgs, follows: Vec<Follow>, seed_only: bool) -> anyhow::Result<ExitCode> {
     let cfg = Config::load(data_dir, &args)?;
+    let misbehave = match &args.misbehave {
+        Some(m) => Misbehave::parse(m).context("--misbehave")?,
+        None => Misbehave::default(),
+    };
+    anyhow::ensure!(
+        follows.is_empty() || cfg.swarm.enabled || follows.iter().any(|f| !f.http.is_empty()),
+        "seeding needs the swarm or an HTTP origin to follow (a watch URL or a share bundle)"
+    );
     let ladder = ingest::parse_ladder(&cfg.rtmp.ladder).context("--ladder")?;
     if cfg.rtmp.enabled {
         ingest::check_ladder(&ladder, &cfg.rtmp.ffmpeg)
             .await
             .context("--ladder")?;
     }
-    let key_path = cfg.stream.key.clone().unwrap_or_else(|| default_key_path(data_dir));
-    let (key, created) = StreamKey::load_or_create(&key_path)?;
-    if created {
-        eprintln!(
-            "created stream key {} (mode 0600; back it up: it is the stream's identity)",
-            key_path.display()
-        );
-    }
-    let stream_id = key.stream_id();
-    let signer_cfg = SignerConfig {
-        window: cfg.stream.window,
-        retain_segments: (cfg.stream.retain > 0).then_some(cfg.stream.retain),
-        target_duration: cfg.rtmp.segment_seconds,
+    let mut signer = if seed_only {
+        None
+    } else {
+        let key_path = cfg.stream.key.clone().unwrap_or_else(|| default_key_path(data_dir));
+        let (key, created) = StreamKey::load_or_create(&key_path)?;
+        if created {
+            eprintln!(
+                "created stream key {} (mode 0600; back it up: it is the stream's identity)",
+                key_path.display()
+            );
+        }
+        let signer_cfg = SignerConfig {
+            window: cfg.stream.window,
+            retain_segments: (cfg.stream.retain > 0).then_some(cfg.stream.retain),
+            target_duration: cfg.rtmp.segment_seconds,
+        };
+        Some(StreamSigner::open(key, data_dir, signer_cfg).context("opening the stream store")?)
     };
-    let mut signer = StreamSigner::open(key, data_dir, signer_cfg).context("opening the stream store")?;
+    let stream_id = signer.as_ref().map(StreamSigner::stream_id);
 
     let metrics = Arc::new(Metrics::default());
     let catalog = Arc::new(Catalog::new(
@@ -59,6 +88,7 @@ pub async fn run(data_dir: &Path, args: RunArgs) -> anyhow::Result<ExitCode> {
     ));
     let loaded = catalog.load_from_disk();
     tracing::info!(streams = loaded, "loaded signed streams from the data directory");
+    let replica = Arc::new(Replica::new(data_dir, catalog.clone(), cfg.stream.retain));
 
     let (stop_tx, stop_rx) = watch::channel(false);
     tokio::spawn(async move {
@@ -90,8 +120,22 @@ pub async fn run(data_dir: &Path, args: RunArgs) -> anyhow::Result<ExitCode> {
     let http_base = http_addr.and_then(|a| cfg.http_base(a));
     let tracker =
         (cfg.tracker.enabled && http_addr.is_some()).then(|| tracker::Tracker::new(cfg.tracker.limits.clone()));
+    let swarm = match cfg.swarm.enabled {
+        true => {
+            let key = crate::swarm::identity::load_or_create(data_dir)?;
+            Some(crate::swarm::start(&cfg.swarm, key, replica.clone(), stream_id, follows.clone(), misbehave).await?)
+        }
+        false => None,
+    };
+    if swarm.is_none() {
+        // Without the swarm, followed streams are mirrored from their HTTP origins.
+        for f in &follows {
+            crate::seed::spawn_http_mirror(replica.clone(), f.clone(), wait_true(stop_rx.clone()));
+        }
+    }
     let hints = Hints {
         http: http_base.iter().cloned().collect(),
+        libp2p: swarm.as_ref().map(|s| s.hint_addrs()).unwrap_or_default(),
         trackers: match (&tracker, &http_base) {
             (Some(_), Some(b)) => Config::tracker_url(b).into_iter().collect(),
             _ => Vec::new(),
@@ -105,7 +149,12 @@ pub async fn run(data_dir: &Path, args: RunArgs) -> anyhow::Result<ExitCode> {
         (None, false) => None,
     };
     println!("hlswarm node running");
-    println!("  stream id   {stream_id}");
+    if let Some(id) = stream_id {
+        println!("  stream id   {id}");
+    }
+    for f in &follows {
+        println!("  seeding     {}", f.stream);
+    }
     if let (Some(url), Some(secret)) = (&rtmp_url, &secret) {
         println!("  OBS server  {url}");
         println!("  stream key  {secret}");
@@ -114,9 +163,13 @@ pub async fn run(data_dir: &Path, args: RunArgs) -> anyhow::Result<ExitCode> {
         let base = http_base
             .clone()
             .unwrap_or_else(|| format!("http://{}:{}/", printable_host(a), a.port()));
-        println!("  watch       {base}watch/{stream_id}");
+        for id in stream_id.iter().chain(follows.iter().map(|f| &f.stream)) {
+            println!("  watch       {base}watch/{id}");
+        }
         println!("  dashboard   {base}");
-        println!("  HLS         {base}streams/{stream_id}/master.m3u8");
+        for id in stream_id.iter().chain(follows.iter().map(|f| &f.stream)) {
+            println!("  HLS         {base}streams/{id}/master.m3u8");
+        }
         if let (Some(_), Some(url)) = (&tracker, Config::tracker_url(&base)) {
             println!("  tracker     {url}");
         }
@@ -127,6 +180,12 @@ pub async fn run(data_dir: &Path, args: RunArgs) -> anyhow::Result<ExitCode> {
     if let Some(a) = http_addr {
         println!("http listening on {a}");
     }
+    if let Some(s) = &swarm {
+        println!("p2p peer id {}", s.peer_id);
+        for a in s.hint_addrs() {
+            println!("p2p listening on {a}");
+        }
+    }
 
     // HTTP stops only after the signer loop has signed the last segment.
     let (http_stop_tx, http_stop_rx) = watch::channel(false);
@@ -134,7 +193,10 @@ pub async fn run(data_dir: &Path, args: RunArgs) -> anyhow::Result<ExitCode> {
         Some(l) => {
             let state = AppState {
                 catalog: catalog.clone(),
-                node: Arc::new(NodeInfo { rtmp_url }),
+                node: Arc::new(NodeInfo {
+                    rtmp_url,
+                    p2p: hints.libp2p.clone(),
+                }),
                 started: Instant::now(),
                 tracker: tracker.clone(),
             };
@@ -150,6 +212,9 @@ pub async fn run(data_dir: &Path, args: RunArgs) -> anyhow::Result<ExitCode> {
         }
         None => None,
     };
+
+    let (swarm_stop_tx, swarm_stop_rx) = watch::channel(false);
+    let mut swarm_task = swarm.map(|s| tokio::spawn(s.run(wait_true(swarm_stop_rx))));
 
     let (tx, mut rx) = mpsc::channel(16);
     let mut ingest_task = match (rtmp, secret) {
@@ -187,8 +252,8 @@ pub async fn run(data_dir: &Path, args: RunArgs) -> anyhow::Result<ExitCode> {
         }
     };
 
-    let mut node = Signing {
-        signer: &mut signer,
+    let mut node = signer.as_mut().map(|signer| Signing {
+        signer,
         catalog: &catalog,
         title: cfg.stream.title.clone(),
         tip: cfg.stream.tip.clone(),
@@ -196,15 +261,24 @@ pub async fn run(data_dir: &Path, args: RunArgs) -> anyhow::Result<ExitCode> {
         announced: None,
         announced_at: 0,
         clock: None,
-    };
-    node.announce_if_needed(true);
+    });
+    if let Some(n) = &mut node {
+        n.announce_if_needed(true);
+    }
     let mut failed = false;
     loop {
         tokio::select! {
-            event = rx.recv() => match event {
-                Some(event) => node.handle(event),
-                None => break,
+            event = rx.recv() => match (event, &mut node) {
+                (Some(event), Some(n)) => n.handle(event),
+                (Some(_), None) => tracing::warn!("segment from ingest without a signer: dropped"),
+                (None, _) => break,
             },
+            res = join_opt(&mut swarm_task) => {
+                tracing::error!(task = "swarm", result = ?res.map(|r| r.map_err(|e| e.to_string())), "task stopped unexpectedly");
+                swarm_task = None;
+                failed = true;
+                break;
+            }
             res = join_opt(&mut http_task) => {
                 tracing::error!(task = "http", result = ?res.map(|r| r.map_err(|e| e.to_string())), "task stopped unexpectedly");
                 http_task = None;
@@ -236,6 +310,12 @@ pub async fn run(data_dir: &Path, args: RunArgs) -> anyhow::Result<ExitCode> {
                 failed = true;
             }
         }
+    }
+    let _ = swarm_stop_tx.send(true);
+    if let Some(t) = swarm_task
+        && tokio::time::timeout(Duration::from_secs(5), t).await.is_err()
+    {
+        tracing::warn!("swarm did not stop within 5 s");
     }
     let _ = http_stop_tx.send(true);
     if let Some(t) = http_task {
@@ -413,16 +493,6 @@ fn publish_secret(data_dir: &Path) -> anyhow::Result<String> {
     let mut raw = [0u8; 12];
     getrandom::fill(&mut raw).map_err(|e| anyhow::anyhow!("no OS randomness: {e}"))?;
     let secret: String = raw.iter().map(|b| format!("{b:02x}")).collect();
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    }
-    let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create_new(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
-    let mut f = opts
-        .open(&path)
-        .with_context(|| format!("creating {}", path.display()))?;
-    std::io::Write::write_all(&mut f, secret.as_bytes())?;
+    crate::create_private_file(&path, secret.as_bytes())?;
     Ok(secret)
 }

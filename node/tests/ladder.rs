@@ -77,7 +77,7 @@ fn ladder_without_ffmpeg_is_a_start_up_error() {
     let o = Command::new(env!("CARGO_BIN_EXE_hlswarm"))
         .arg("--data-dir")
         .arg(data.path())
-        .args(["run", "--rtmp", "127.0.0.1:0", "--http", "127.0.0.1:0"])
+        .args(["run", "--rtmp", "127.0.0.1:0", "--http", "127.0.0.1:0", "--no-swarm"])
         .env("HLSWARM_LADDER", "480p,240p")
         .env("PATH", empty_path.path())
         .stdin(Stdio::null())

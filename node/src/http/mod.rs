@@ -37,6 +37,9 @@ use crate::metrics::Route;
 pub struct NodeInfo {
     /// `rtmp://HOST:PORT/live` for OBS, when ingest runs.
     pub rtmp_url: Option<String>,
+    /// The swarm's multiaddrs (with `/p2p/<peer id>`), when the swarm runs: a seeder given this
+    /// node's watch URL dials them.
+    pub p2p: Vec<String>,
 }
 
 #[derive(Debug, Clone)]

@@ -121,9 +121,15 @@ pub async fn api_streams(State(state): State<AppState>) -> Response {
             "stream_key_hint": state.node.rtmp_url.as_ref().map(|_|
                 "printed when the node starts; kept in keys/publish.secret in its data directory"),
             "viewers": total_viewers,
-            // Browser peers in this node's tracker swarms (the libp2p swarm will add its own).
+            // Browser peers in this node's tracker swarms.
             "peers": state.tracker.as_ref().map_or(0, |t| t.counts().1),
-            "bytes_out": { "http": catalog.metrics().http_bytes_total(), "p2p": 0, "moq": 0 },
+            "swarm_peers": catalog.metrics().swarm.peers.load(std::sync::atomic::Ordering::Relaxed),
+            "p2p": state.node.p2p,
+            "bytes_out": {
+                "http": catalog.metrics().http_bytes_total(),
+                "p2p": catalog.metrics().swarm.bytes_out.load(std::sync::atomic::Ordering::Relaxed),
+                "moq": 0,
+            },
             "uptime_s": state.started.elapsed().as_secs(),
         },
         "streams": streams,

@@ -11,9 +11,21 @@ use std::time::{Duration, Instant};
 
 pub const SECRET: &str = "s3cret";
 
-/// A running `hlswarm run`.
+/// Swarm flags every test node gets unless it passes its own: loopback only, OS-chosen ports,
+/// no mDNS (which would multicast on the machine's real interfaces).
+pub const LOOPBACK_SWARM: [&str; 5] = [
+    "--p2p",
+    "/ip4/127.0.0.1/tcp/0",
+    "--p2p",
+    "/ip4/127.0.0.1/udp/0/quic-v1",
+    "--no-mdns",
+];
+
+/// A running `hlswarm run` or `hlswarm seed`.
 pub struct Node {
     pub child: Child,
+    /// The swarm's listen addresses with `/p2p/<peer id>`, if the swarm runs.
+    pub p2p: Vec<String>,
     /// `127.0.0.1:PORT` of the RTMP listener, if ingest runs.
     pub rtmp: Option<String>,
     /// `http://127.0.0.1:PORT` of the HTTP origin, if it runs.
@@ -26,18 +38,35 @@ impl Node {
     /// Start `hlswarm --data-dir DATA run --rtmp 127.0.0.1:0 --http 127.0.0.1:0 --stream-key s3cret EXTRA`
     /// and wait (30 s at most) for it to print its addresses.
     pub fn start(data: &Path, extra: &[&str]) -> Node {
+        let base = [
+            "run",
+            "--rtmp",
+            "127.0.0.1:0",
+            "--http",
+            "127.0.0.1:0",
+            "--stream-key",
+            SECRET,
+        ];
+        Self::launch(data, &base, extra, !extra.contains(&"--no-rtmp"))
+    }
+
+    /// Start `hlswarm --data-dir DATA seed SOURCE --http 127.0.0.1:0 EXTRA` (loopback swarm).
+    pub fn seed(data: &Path, source: &str, extra: &[&str]) -> Node {
+        Self::launch(data, &["seed", source, "--http", "127.0.0.1:0"], extra, false)
+    }
+
+    fn launch(data: &Path, base: &[&str], extra: &[&str], want_rtmp: bool) -> Node {
+        let want_swarm = !extra.contains(&"--no-swarm");
+        let own_swarm_flags = extra.contains(&"--p2p");
         let mut child = Command::new(env!("CARGO_BIN_EXE_hlswarm"))
             .arg("--data-dir")
             .arg(data)
-            .args([
-                "run",
-                "--rtmp",
-                "127.0.0.1:0",
-                "--http",
-                "127.0.0.1:0",
-                "--stream-key",
-                SECRET,
-            ])
+            .args(base)
+            .args(if want_swarm && !own_swarm_flags {
+                &LOOPBACK_SWARM[..]
+            } else {
+                &[]
+            })
             .args(extra)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -53,11 +82,10 @@ impl Node {
                 }
             }
         });
-        let want_rtmp = !extra.contains(&"--no-rtmp");
         let want_http = !extra.contains(&"--no-http");
-        let (mut rtmp, mut http, mut id) = (None, None, None);
+        let (mut rtmp, mut http, mut id, mut p2p) = (None, None, None, Vec::new());
         let deadline = Instant::now() + Duration::from_secs(30);
-        while (want_rtmp && rtmp.is_none()) || (want_http && http.is_none()) {
+        while (want_rtmp && rtmp.is_none()) || (want_http && http.is_none()) || (want_swarm && p2p.is_empty()) {
             let left = deadline.saturating_duration_since(Instant::now());
             let line = lines.recv_timeout(left).expect("node prints its addresses");
             if let Some(a) = line.strip_prefix("rtmp listening on ") {
@@ -69,9 +97,16 @@ impl Node {
             if let Some(i) = line.trim().strip_prefix("stream id") {
                 id = Some(i.trim().to_string());
             }
+            if let Some(i) = line.trim().strip_prefix("seeding") {
+                id = id.or(Some(i.trim().to_string()));
+            }
+            if let Some(a) = line.strip_prefix("p2p listening on ") {
+                p2p.push(a.to_string());
+            }
         }
         Node {
             child,
+            p2p,
             rtmp,
             http,
             stream_id: id.expect("prints the stream id"),

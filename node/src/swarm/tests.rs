@@ -1,0 +1,246 @@
+//! Swarms inside one test process, on loopback TCP: a signing node and seeders, each with its
+//! own data directory, catalog and replica. Protocol-level checks that need no ffmpeg.
+
+#![allow(clippy::unwrap_used)]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use manifest_signer::signer::{NewSegment, RenditionInfo, SignerConfig, StreamSigner};
+use manifest_signer::{Container, Signed, StreamKey};
+
+use super::*;
+use crate::metrics::Metrics;
+
+struct TestNode {
+    _dir: tempfile::TempDir,
+    catalog: Arc<Catalog>,
+    addr: Multiaddr,
+    stop: tokio::sync::watch::Sender<bool>,
+}
+
+fn cfg(peers: Vec<String>) -> SwarmConfig {
+    SwarmConfig {
+        listen: vec!["/ip4/127.0.0.1/tcp/0".into()],
+        peers,
+        mdns: false,
+        http_fallback_ms: 60_000,
+        ..SwarmConfig::default()
+    }
+}
+
+async fn node(own: Option<StreamId>, follows: Vec<Follow>, peers: Vec<String>, misbehave: Misbehave) -> TestNode {
+    let dir = tempfile::tempdir().unwrap();
+    node_in(dir, own, follows, peers, misbehave).await
+}
+
+async fn node_in(
+    dir: tempfile::TempDir,
+    own: Option<StreamId>,
+    follows: Vec<Follow>,
+    peers: Vec<String>,
+    misbehave: Misbehave,
+) -> TestNode {
+    let catalog = Arc::new(Catalog::new(dir.path(), 8 << 20, Arc::new(Metrics::default())));
+    catalog.load_from_disk();
+    let replica = Arc::new(Replica::new(dir.path(), catalog.clone(), 0));
+    let key = identity::load_or_create(dir.path()).unwrap();
+    let started = start(&cfg(peers), key, replica, own, follows, misbehave).await.unwrap();
+    let addr: Multiaddr = started.hint_addrs()[0].parse().unwrap();
+    let (stop, rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(started.run(async move {
+        let mut rx = rx;
+        let _ = rx.wait_for(|v| *v).await;
+    }));
+    TestNode {
+        _dir: dir,
+        catalog,
+        addr,
+        stop,
+    }
+}
+
+fn segment(i: u8) -> NewSegment {
+    NewSegment {
+        rendition: "source".into(),
+        container: Container::Fmp4,
+        data: Arc::from(vec![i; 20_000 + usize::from(i)]),
+        init: Some(Arc::from(vec![0xAA; 500])),
+        duration_us: 1_000_000,
+        discontinuity: false,
+        pdt_ms: None,
+        info: RenditionInfo::default(),
+    }
+}
+
+/// The signing side: a signer writing into the origin's data directory, its manifests offered
+/// to the origin's catalog (as `hlswarm run` does).
+struct Origin {
+    signer: StreamSigner,
+    node: TestNode,
+}
+
+async fn origin() -> Origin {
+    let dir = tempfile::tempdir().unwrap();
+    let key = StreamKey::from_seed(rand_seed());
+    let id = key.stream_id();
+    let signer = StreamSigner::open(
+        key,
+        dir.path(),
+        SignerConfig {
+            window: 8,
+            retain_segments: None,
+            target_duration: 1,
+        },
+    )
+    .unwrap();
+    let node = node_in(dir, Some(id), Vec::new(), Vec::new(), Misbehave::default()).await;
+    Origin { signer, node }
+}
+
+impl Origin {
+    fn publish(&mut self, i: u8) -> Signed<manifest_signer::ManifestRoot> {
+        let seg = segment(i);
+        let data = Bytes::copy_from_slice(&seg.data);
+        let m = self.signer.publish(vec![seg]).unwrap();
+        let r = &m.body.renditions[0];
+        self.node
+            .catalog
+            .cache()
+            .put(r.segments.last().unwrap().hash, "m4s", data);
+        self.node.catalog.offer_manifest(m.clone()).unwrap();
+        if m.body.seq == 0 {
+            // The announce names the origin's swarm address, as `hlswarm run`'s does.
+            let hints = manifest_signer::Hints {
+                libp2p: vec![self.node.addr.to_string()],
+                ..Default::default()
+            };
+            let a = self.signer.announce("test", hints, None, 3_600_000).unwrap();
+            self.node.catalog.offer_announce_wire(&a.body.stream, a.wire()).unwrap();
+        }
+        m
+    }
+
+    fn id(&self) -> StreamId {
+        self.signer.stream_id()
+    }
+}
+
+async fn served(node: &TestNode, id: &StreamId, seq: u64, limit: Duration) -> bool {
+    let deadline = tokio::time::Instant::now() + limit;
+    let mut updates = node.catalog.subscribe();
+    loop {
+        if node.catalog.get(id).is_some_and(|v| v.manifest.body.seq >= seq) {
+            return true;
+        }
+        match tokio::time::timeout_at(deadline, updates.recv()).await {
+            Ok(_) => {}
+            Err(_) => return false,
+        }
+    }
+}
+
+fn follow(id: StreamId, peer: &TestNode) -> Vec<Follow> {
+    vec![Follow {
+        stream: id,
+        http: Vec::new(),
+        peers: vec![peer.addr.clone()],
+    }]
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_seeder_catches_up_and_follows_by_gossip() {
+    let mut o = origin().await;
+    let id = o.id();
+    for i in 0..3 {
+        o.publish(i);
+    }
+    let s = node(None, follow(id, &o.node), Vec::new(), Misbehave::default()).await;
+    // Caught up from the "latest" answer, then every new manifest by gossip.
+    assert!(served(&s, &id, 2, Duration::from_secs(20)).await, "caught up");
+    for i in 3..6 {
+        o.publish(i);
+    }
+    assert!(served(&s, &id, 5, Duration::from_secs(20)).await, "followed");
+    let v = s.catalog.get(&id).unwrap();
+    let origin_view = o.node.catalog.get(&id).unwrap();
+    assert_eq!(v.manifest.id, origin_view.manifest.id);
+    assert_eq!(v.master.bytes, origin_view.master.bytes, "identical playlists");
+    // Every blob the window lists is on the seeder's disk under its hash.
+    for seg in &v.manifest.body.renditions[0].segments {
+        let b = std::fs::read(v.dir.join("seg").join(format!("{}.m4s", seg.hash))).unwrap();
+        assert_eq!(Hash::of(&b), seg.hash);
+    }
+    let _ = s.stop.send(true);
+    let _ = o.node.stop.send(true);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn flipped_bytes_get_the_peer_banned_and_the_blob_comes_from_an_honest_peer() {
+    let mut o = origin().await;
+    let id = o.id();
+    for i in 0..4 {
+        o.publish(i);
+    }
+    // The liar follows the origin honestly, then serves flipped bytes.
+    let flip = Misbehave {
+        flip: true,
+        ..Misbehave::default()
+    };
+    let liar = node(None, follow(id, &o.node), Vec::new(), flip).await;
+    assert!(served(&liar, &id, 3, Duration::from_secs(20)).await);
+    // The victim knows only the liar; the origin it learns from the announce's hints, after the
+    // liar's "latest" answer has made the liar the one to fetch from.
+    let victim = node(None, follow(id, &liar), Vec::new(), Misbehave::default()).await;
+    assert!(
+        served(&victim, &id, 3, Duration::from_secs(30)).await,
+        "the victim converged despite the liar"
+    );
+    let m = &victim.catalog.metrics().swarm;
+    assert!(m.peers_banned.load(Ordering::Relaxed) >= 1, "liar banned");
+    o.publish(4);
+    assert!(
+        served(&victim, &id, 4, Duration::from_secs(30)).await,
+        "follows on after the ban"
+    );
+    for x in [&liar, &victim, &o.node] {
+        let _ = x.stop.send(true);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn forged_and_replayed_manifests_are_refused() {
+    let mut o = origin().await;
+    let id = o.id();
+    o.publish(0);
+    let lies = Misbehave {
+        forge: true,
+        replay: true,
+        ..Misbehave::default()
+    };
+    let liar = node(None, follow(id, &o.node), Vec::new(), lies).await;
+    assert!(served(&liar, &id, 0, Duration::from_secs(20)).await);
+    let honest = node(
+        None,
+        follow(id, &liar),
+        vec![o.node.addr.to_string()],
+        Misbehave::default(),
+    )
+    .await;
+    for i in 1..5 {
+        o.publish(i);
+    }
+    assert!(served(&honest, &id, 4, Duration::from_secs(30)).await);
+    let v = honest.catalog.get(&id).unwrap();
+    assert_eq!(
+        v.manifest.id,
+        o.node.catalog.get(&id).unwrap().manifest.id,
+        "only the signer's manifests"
+    );
+    let m = honest.catalog.metrics();
+    let refused = m.swarm.gossip_rejected.load(Ordering::Relaxed) + m.swarm.peers_banned.load(Ordering::Relaxed);
+    assert!(refused >= 1, "forgeries refused");
+    for x in [&liar, &honest, &o.node] {
+        let _ = x.stop.send(true);
+    }
+}
