@@ -87,7 +87,7 @@ async fn resolve_one(client: &reqwest::Client, s: &str) -> anyhow::Result<Follow
                 f.peers.extend(more.peers);
             }
             Err(e) => {
-                tracing::warn!(%base, error = %e, "no usable STREAM_ANNOUNCE from the watch URL's node; using it as the origin only")
+                tracing::info!(%base, error = %e, "no STREAM_ANNOUNCE from the watch URL's node (yet); following it as an origin")
             }
         }
         return Ok(f);

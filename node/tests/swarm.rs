@@ -3,7 +3,8 @@
 //! seeder flips the bytes it serves, another gossips forged manifests and replays an old one; one
 //! honest seeder is killed mid-stream and restarted; one more mirrors over HTTP only. At the
 //! end every honest seeder serves every signed segment, verified, and a stock player plays
-//! from a seeder; the liar is refused and banned.
+//! from a seeder; the liars are refused and the flipper banned. Then the origin stops (the
+//! seeders keep serving), comes back, and the seeders follow the resumed broadcast.
 
 #![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
 
@@ -160,4 +161,56 @@ async fn seeders_converge_verify_and_serve_every_segment() {
         .unwrap();
     assert!(probe.status.success(), "{}", String::from_utf8_lossy(&probe.stderr));
     drop((flipper, forger));
+
+    // The origin goes away: the seeders keep serving what they have.
+    let http_addr = origin.http.clone().unwrap().trim_start_matches("http://").to_string();
+    let p2p_addr = origin.p2p[0].split("/p2p/").next().unwrap().to_string();
+    assert!(origin.stop().success());
+    let (hash, ext) = segments[0];
+    let r = reqwest::get(seeders[1].url(&format!("/streams/{id}/seg/{hash}.{ext}")))
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "a seeder serves with the origin gone");
+    assert_eq!(manifest(&seeders[1], &id).await.unwrap().id, last.id);
+
+    // It comes back at the same addresses and the broadcast resumes: the seeders pick it up.
+    let origin = Node::launch(
+        odata.path(),
+        &[
+            "run",
+            "--rtmp",
+            "127.0.0.1:0",
+            "--http",
+            &http_addr,
+            "--stream-key",
+            SECRET,
+        ],
+        &[
+            "--segment-seconds",
+            "1",
+            "--window",
+            "40",
+            "--p2p",
+            &p2p_addr,
+            "--no-mdns",
+        ],
+        true,
+    );
+    let mut push = publish(&origin.rtmp_url(SECRET), 4, "320x240");
+    assert!(push.wait().unwrap().success(), "second push");
+    wait_until("the origin signs the end again", Duration::from_secs(30), || async {
+        manifest(&origin, &id)
+            .await
+            .is_some_and(|m| m.body.seq > last.body.seq && m.body.renditions.iter().all(|r| r.ended))
+    })
+    .await;
+    let resumed = manifest(&origin, &id).await.unwrap();
+    for (i, s) in seeders.iter().enumerate() {
+        wait_until(
+            &format!("seeder {i} follows the resumed stream"),
+            Duration::from_secs(60),
+            || async { manifest(s, &id).await.is_some_and(|m| m.id == resumed.id) },
+        )
+        .await;
+    }
 }

@@ -55,7 +55,7 @@ impl Node {
         Self::launch(data, &["seed", source, "--http", "127.0.0.1:0"], extra, false)
     }
 
-    fn launch(data: &Path, base: &[&str], extra: &[&str], want_rtmp: bool) -> Node {
+    pub fn launch(data: &Path, base: &[&str], extra: &[&str], want_rtmp: bool) -> Node {
         let want_swarm = !extra.contains(&"--no-swarm");
         let own_swarm_flags = extra.contains(&"--p2p");
         let mut child = Command::new(env!("CARGO_BIN_EXE_hlswarm"))
