@@ -184,13 +184,15 @@ def main():
          "-c:a", "aac", "-f", "flv", media],
         check=True,
     )
+    load = open("/proc/loadavg").read().split()[0]
     res = {mode: run_mode(args, mode, media) for mode in ("swarm", "http")}
     s, h = res["swarm"], res["http"]
     cpu = open("/proc/cpuinfo").read()
     model = re.search(r"model name\s*:\s*(.*)", cpu)
     print(f"""## Swarm distribution: 1 origin + {args.seeders} seeders (`bench/swarm.sh {args.seconds}`)
 
-Machine: {os.cpu_count()} cores ({model.group(1) if model else "unknown CPU"}), all processes on loopback.
+Machine: {os.cpu_count()} cores ({model.group(1) if model else "unknown CPU"}), all processes on loopback;
+load average {load} when the run started (other work on the machine inflates the delays).
 A {args.seconds} s 720p stream at ~2.5 Mb/s, 1 s segments ({s['stream_mb']:.1f} MB of segments), pushed
 pre-encoded over RTMP in real time. The same {args.seeders} `hlswarm seed` processes run twice: through the
 libp2p swarm, and as plain HTTP mirrors of the origin (`--no-swarm`: each polls the origin's

@@ -46,7 +46,14 @@ use proto::{Gossip, Request, Response};
 const TICK: Duration = Duration::from_millis(20);
 /// A peer that answered "busy" is asked again for that blob after this long (sooner if
 /// someone else announces it has it).
-const BUSY_BACKOFF: Duration = Duration::from_millis(150);
+const BUSY_BACKOFF: Duration = Duration::from_millis(100);
+/// The origin, once busy, is asked again for that blob only after this long: by then the
+/// peers it did serve have it.
+const ORIGIN_BUSY_BACKOFF: Duration = Duration::from_secs(1);
+/// A node starts at most `upload_slots` uploads of one blob within this window (besides at most
+/// that many at once), so a blob leaves each node a bounded number of times and spreads as a
+/// tree.
+const UPLOAD_WINDOW: Duration = Duration::from_secs(1);
 const NOT_FOUND_BACKOFF: Duration = Duration::from_secs(1);
 const FAILURE_BACKOFF: Duration = Duration::from_secs(3);
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
@@ -289,6 +296,7 @@ pub async fn start(
         streams: HashMap::new(),
         uploads: HashMap::new(),
         upload_count: HashMap::new(),
+        upload_recent: HashMap::new(),
         outbound: HashMap::new(),
         peer_load: HashMap::new(),
         http_inflight: 0,
@@ -431,6 +439,8 @@ struct Node {
     /// Inbound blob requests being answered: request id -> blob.
     uploads: HashMap<request_response::InboundRequestId, Hash>,
     upload_count: HashMap<Hash, usize>,
+    /// Start times of this node's recent uploads of each blob (within `UPLOAD_WINDOW`).
+    upload_recent: HashMap<Hash, Vec<Instant>>,
     /// Outbound requests: id -> (stream, blob or None for Latest, peer).
     outbound: HashMap<OutboundRequestId, (StreamId, Option<Hash>, PeerId)>,
     peer_load: HashMap<PeerId, usize>,
@@ -821,7 +831,9 @@ impl Node {
                     }
                     (Some(hash), Response::Busy) => {
                         SwarmMetrics::add(&self.metrics().busy_replies, 1);
-                        self.release(stream, hash, Some((peer, BUSY_BACKOFF)));
+                        let origin = self.streams.get(&stream).and_then(|c| c.origin) == Some(peer);
+                        let backoff = if origin { ORIGIN_BUSY_BACKOFF } else { BUSY_BACKOFF };
+                        self.release(stream, hash, Some((peer, backoff)));
                     }
                     (Some(hash), _) => self.release(stream, hash, Some((peer, NOT_FOUND_BACKOFF))),
                     (None, Response::Latest { manifest, announce }) => {
@@ -936,12 +948,19 @@ impl Node {
                         .send_response(channel, Response::NotFound);
                     return;
                 };
+                let now = Instant::now();
+                let recent = self.upload_recent.entry(hash).or_default();
+                recent.retain(|t| now.duration_since(*t) < UPLOAD_WINDOW);
                 let slots = self.upload_count.get(&hash).copied().unwrap_or(0);
-                if slots >= self.cfg.upload_slots || self.uploads.len() >= MAX_UPLOADS {
+                if slots >= self.cfg.upload_slots
+                    || recent.len() >= self.cfg.upload_slots
+                    || self.uploads.len() >= MAX_UPLOADS
+                {
                     tracing::trace!(%peer, %hash, "busy");
                     let _ = self.swarm.behaviour_mut().fetch.send_response(channel, Response::Busy);
                     return;
                 }
+                recent.push(now);
                 self.uploads.insert(request_id, hash);
                 *self.upload_count.entry(hash).or_default() += 1;
                 let flip = self.misbehave.flip;
@@ -1100,6 +1119,8 @@ impl Node {
 
     fn on_tick(&mut self) {
         let now = Instant::now();
+        self.upload_recent
+            .retain(|_, v| v.last().is_some_and(|t| now.duration_since(*t) < UPLOAD_WINDOW));
         let expired: Vec<PeerId> = self.bans.iter().filter(|(_, t)| *t <= now).map(|(p, _)| *p).collect();
         if !expired.is_empty() {
             self.bans.retain(|(_, t)| *t > now);
