@@ -45,6 +45,9 @@ const result = await build({
   metafile: true,
   legalComments: "linked",
   plugins: [vectorsPlugin],
+  // p2p-media-loader-core ships a self-contained browser bundle (bittorrent-tracker and its Node
+  // shims included) under this export condition; its plain "import" entry needs Node built-ins.
+  conditions: ["p2pml:core-as-bundle"],
   logLevel: "info",
 });
 

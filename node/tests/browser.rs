@@ -11,16 +11,15 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Arc, Mutex, mpsc};
-use std::time::{Duration, Instant};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
+use common::browser::{Browser, num};
 use common::{Node, SECRET, publish};
 use serde_json::Value;
 
@@ -88,86 +87,6 @@ async fn start_proxy(upstream: String) -> (String, Arc<Proxy>) {
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, app).await });
     (format!("http://{addr}"), p)
-}
-
-/// The Chromium driver: one JSON line of page stats every 250 ms until stdin closes.
-struct Browser {
-    child: Child,
-    lines: mpsc::Receiver<String>,
-    last: Value,
-}
-
-impl Browser {
-    fn open(url: &str, extra: &[&str]) -> Browser {
-        let driver = concat!(env!("CARGO_MANIFEST_DIR"), "/../web-client/test/e2e/driver.mjs");
-        let mut child = Command::new("node")
-            .arg(driver)
-            .args(["--url", url, "--timeout-s", "120"])
-            .args(extra)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("node runs the browser driver");
-        let out = child.stdout.take().unwrap();
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(out).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        Browser {
-            child,
-            lines,
-            last: Value::Null,
-        }
-    }
-
-    /// Read stats lines until `cond` holds on one, failing after `limit`.
-    fn wait(&mut self, what: &str, limit: Duration, cond: impl Fn(&Value) -> bool) -> Value {
-        let deadline = Instant::now() + limit;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let Ok(line) = self.lines.recv_timeout(left) else {
-                panic!("timed out waiting for {what}; last stats: {}", self.last);
-            };
-            let v: Value = serde_json::from_str(&line).unwrap_or_else(|_| panic!("driver printed {line:?}"));
-            assert!(v.get("error").is_none(), "browser driver failed: {v}");
-            let stats = v["stats"].clone();
-            if !stats.is_null() {
-                self.last = stats.clone();
-            }
-            if cond(&stats) {
-                return stats;
-            }
-        }
-    }
-}
-
-impl Drop for Browser {
-    fn drop(&mut self) {
-        drop(self.child.stdin.take()); // the driver closes Chromium and exits
-        // Its stdout closing (the reader thread hangs up) is the sign it is done.
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.lines.recv_timeout(left) {
-                Ok(_) => continue,
-                Err(mpsc::RecvTimeoutError::Disconnected) => break,
-                Err(mpsc::RecvTimeoutError::Timeout) => {
-                    let _ = self.child.kill();
-                    break;
-                }
-            }
-        }
-        let _ = self.child.wait();
-    }
-}
-
-fn num(v: &Value, k: &str) -> f64 {
-    v[k].as_f64().unwrap_or(0.0)
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -5,7 +5,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
-import { makeLoaders } from "../src/watch/loaders.js";
+import { makeLoaders, makeSegmentValidator } from "../src/watch/loaders.js";
 import { Stats } from "../src/watch/stats.js";
 import { StreamSource } from "../src/watch/stream.js";
 
@@ -120,4 +120,36 @@ test("tampered or oversized segments never reach hls.js; refetched from the netw
     assert.equal(stats.bytes.http, 0);
     assert.deepEqual(calls.filter((c) => c.url.endsWith(".m4s")).map((c) => c.cache), ["default", "reload", "reload", "reload"]);
   }
+});
+
+test("p2p validate hooks: the named blob passes, anything else is refused and counted", async () => {
+  const { stats, source } = setup(second.stream);
+  const validate = makeSegmentValidator(source, stats, "a peer");
+  const url = `${source.base}seg/${segment.hash}.m4s`;
+  const good = hexBytes(segment.data_hex);
+  assert.equal(await validate(url, undefined, good.slice().buffer), true);
+  assert.equal(stats.verifiedSegments, 1);
+  const bad = good.slice();
+  bad[0] ^= 1;
+  assert.equal(await validate(url, undefined, bad.buffer), false);
+  assert.equal(await validate(url, { start: 0, end: 9 }, good.slice().buffer), false, "no partial blobs");
+  assert.equal(await validate(`http://elsewhere/seg/${segment.hash}.m4s`, undefined, good.slice().buffer), false);
+  assert.equal(stats.segmentFailures, 3);
+  assert.equal(stats.verifiedSegments, 1);
+  assert.equal(stats.lastErrorCode, "hash_mismatch");
+});
+
+test("peer and upload counters feed the stats and the chart series", () => {
+  const stats = new Stats();
+  stats.peer("main:a", true);
+  stats.peer("main:b", true);
+  stats.peer("main:a", false);
+  stats.addUploaded(100);
+  stats.addBytes("p2p", 50);
+  assert.equal(stats.peers.size, 1);
+  assert.equal(stats.bytesUploaded, 100);
+  const s = stats.series();
+  assert.equal(s.length, 60);
+  assert.equal(s[s.length - 1].peers, 1);
+  assert.equal(s[s.length - 1].p2p, 50);
 });

@@ -1,7 +1,7 @@
-// A small live chart of verified bytes per second by source (http, p2p). Plain canvas, redrawn
-// once a second; no chart library for two lines.
+// A small live chart of verified bytes per second by source (http, p2p), with the number of
+// connected peers as a dashed line on its own scale (right). Plain canvas, redrawn once a second.
 
-const COLORS = { http: "#3b82f6", p2p: "#22c55e" };
+const COLORS = { http: "#3b82f6", p2p: "#22c55e", peers: "#f59e0b" };
 
 export function drawChart(canvas, series) {
   const dpr = window.devicePixelRatio || 1;
@@ -10,7 +10,7 @@ export function drawChart(canvas, series) {
   const ctx = canvas.getContext("2d");
   ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
   ctx.clearRect(0, 0, w, h);
-  const pad = { l: 44, r: 4, t: 6, b: 14 };
+  const pad = { l: 44, r: 18, t: 6, b: 14 };
   const max = Math.max(1024, ...series.map((b) => Math.max(b.http, b.p2p)));
   const x = (i) => pad.l + (i / Math.max(series.length - 1, 1)) * (w - pad.l - pad.r);
   const y = (v) => h - pad.b - (v / max) * (h - pad.t - pad.b);
@@ -35,6 +35,17 @@ export function drawChart(canvas, series) {
     series.forEach((b, i) => (i ? ctx.lineTo(x(i), y(b[src])) : ctx.moveTo(x(i), y(b[src]))));
     ctx.stroke();
   }
+
+  const maxPeers = Math.max(4, ...series.map((b) => b.peers || 0));
+  const yp = (v) => h - pad.b - (v / maxPeers) * (h - pad.t - pad.b);
+  ctx.strokeStyle = COLORS.peers;
+  ctx.fillStyle = COLORS.peers;
+  ctx.setLineDash([4, 3]);
+  ctx.beginPath();
+  series.forEach((b, i) => (i ? ctx.lineTo(x(i), yp(b.peers || 0)) : ctx.moveTo(x(i), yp(b.peers || 0))));
+  ctx.stroke();
+  ctx.setLineDash([]);
+  ctx.fillText(String(maxPeers), w - pad.r + 3, yp(maxPeers) + 8);
 }
 
 export function formatBytes(n) {

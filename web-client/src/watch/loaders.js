@@ -68,7 +68,7 @@ class BaseLoader {
       // hls.js's stream controller takes non-progressive data through onProgress, then
       // onSuccess completes the load (as its own FetchLoader does).
       callbacks.onProgress?.(stats, context, value, null);
-      callbacks.onSuccess({ url: context.url, data: value, code: 200 }, stats, context, null);
+      callbacks.onSuccess({ url: context.url, data: value, code: 200 }, stats, context, this.networkDetails ?? null);
     }
   }
 
@@ -108,6 +108,12 @@ export function makeLoaders(source, stats) {
       let text;
       if (match[1] === "master") {
         text = renderMaster(m.body);
+        // p2p-media-loader takes the manifest URL from hls.js's networkDetails (a fetch Response
+        // or an XHR) and loads no segment without one. The playlist is rendered, not fetched:
+        // hand it a bodiless Response that carries the URL.
+        if (typeof Response === "function") {
+          this.networkDetails = Object.defineProperty(new Response(null), "url", { value: context.url });
+        }
       } else {
         const r = findRendition(m.body, match[1]);
         if (!r) throw Object.assign(new Error(`rendition ${match[1]} is not in the verified manifest`), { status: 404 });
@@ -155,7 +161,46 @@ export function makeLoaders(source, stats) {
     }
   }
 
-  return { PlaylistLoader, FragmentLoader };
+  // With p2p-media-loader, hls.js's fLoader and pLoader are the engine's: it hands the media
+  // segments it tracks to its core (validated by makeSegmentValidator below) and everything else
+  // (playlists, init segments) to `config.loader`. This loader is that `config.loader`: it routes
+  // by URL to the two verifying loaders above, so nothing reaches hls.js unverified.
+  class VerifyingLoader extends BaseLoader {
+    get source() { return source; }
+
+    run(context) {
+      const rel = this.relative(context.url);
+      if (rel !== null && PLAYLIST_RE.test(rel)) return PlaylistLoader.prototype.run.call(this, context);
+      return FragmentLoader.prototype.run.call(this, context);
+    }
+  }
+
+  return { PlaylistLoader, FragmentLoader, VerifyingLoader };
+}
+
+/**
+ * p2p-media-loader's validateHTTPSegment / validateP2PSegment: `(url, byteRange, data)` -> true
+ * only when `data` is the blob the verified manifest names (BLAKE3 and size). A failure drops the
+ * peer (P2P) or retries (HTTP); either way it is counted as a segment failure.
+ */
+export function makeSegmentValidator(source, stats, via) {
+  return async (url, byteRange, data) => {
+    const rel = url.startsWith(source.base) ? url.slice(source.base.length) : null;
+    const match = rel !== null && SEGMENT_RE.exec(rel);
+    let code = "hash_mismatch";
+    if (match && !byteRange) {
+      const [, hash, ext] = match;
+      code = await check(hash, new Uint8Array(data), source.blobLimit(hash, ext));
+      if (!code) {
+        if (ext === "mp4") stats.verifiedInit++; else stats.verifiedSegments++;
+        stats.changed();
+        return true;
+      }
+    }
+    const name = match ? `${match[1].slice(0, 12)}…` : url;
+    stats.failure("segment", code, `segment ${name} from ${via} refused: ${code} — ${HINTS[code]}`);
+    return false;
+  };
 }
 
 /** §3: null when `bytes` are the blob; "oversize" past the limit, else "hash_mismatch". */

@@ -3,8 +3,9 @@
 // machine-readable view that the end-to-end tests read.
 
 import Hls from "hls.js";
+import { HlsJsP2PEngine } from "p2p-media-loader-hlsjs";
 import { parseStreamId } from "../verifier/index.js";
-import { makeLoaders } from "./loaders.js";
+import { makeLoaders, makeSegmentValidator } from "./loaders.js";
 import { Stats } from "./stats.js";
 import { StreamSource } from "./stream.js";
 import { copyText, shareBundle, watchLink } from "./share.js";
@@ -55,6 +56,8 @@ function snapshot() {
     latencyWall: playing ? (Date.now() - playing.getTime()) / 1000 : null,
     bytesHttp: stats.bytes.http,
     bytesP2p: stats.bytes.p2p,
+    bytesUploaded: stats.bytesUploaded,
+    peers: stats.peers.size,
     manifestSeq: stats.manifestSeq,
     ended: !!source?.chain.latest && source.chain.latest.body.renditions.every((r) => r.ended),
   };
@@ -106,12 +109,50 @@ async function start() {
     }
   }
   ui.showBanner(null);
+  // The trackers come from the verified announce; give a first one a moment to arrive.
+  if (!source.announce) await Promise.race([refreshAnnounce(), new Promise((r) => setTimeout(r, 3000))]);
   startPlayer();
 }
 
+/** WebTorrent trackers for peer discovery: the announce's hints, then this page's node. */
+function trackers() {
+  const own = `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/tracker`;
+  const hinted = (source.announce?.hints?.trackers || []).filter((t) => /^wss?:\/\//.test(t));
+  return [...new Set([...hinted, own])];
+}
+
 function startPlayer() {
-  const { PlaylistLoader, FragmentLoader } = makeLoaders(source, stats);
-  hls = new Hls({ pLoader: PlaylistLoader, fLoader: FragmentLoader, backBufferLength: 30 });
+  // p2p-media-loader replaces hls.js's fLoader and pLoader: media segments go through its core
+  // (HTTP or peers, each checked by a validate hook before hls.js sees them), everything else
+  // through `loader`, which is the verifying loader (playlists rendered, init segments checked).
+  const { VerifyingLoader } = makeLoaders(source, stats);
+  const HlsP2P = HlsJsP2PEngine.injectMixin(Hls);
+  hls = new HlsP2P({
+    loader: VerifyingLoader,
+    backBufferLength: 30,
+    p2p: {
+      core: {
+        // One swarm per stream id, whichever node the page came from (stream keys add the rendition).
+        swarmId: `hlswarm:${streamId}`,
+        announceTrackers: trackers(),
+        rtcConfig: { iceServers: [] },
+        // Live: hls.js asks for a segment only within a few seconds of the playhead (the engine
+        // trims its buffer to highDemandTimeWindow); newer segments wait in the P2P window, where
+        // one viewer at random fetches each over HTTP and the others take it from peers.
+        highDemandTimeWindow: 3,
+        httpDownloadTimeWindow: 20,
+        p2pDownloadTimeWindow: 20,
+        validateP2PSegment: makeSegmentValidator(source, stats, "a peer"),
+        validateHTTPSegment: makeSegmentValidator(source, stats, "HTTP"),
+      },
+      onHlsJsCreated(h) {
+        h.p2pEngine.addEventListener("onChunkDownloaded", (n, via) => stats.addBytes(via === "p2p" ? "p2p" : "http", n));
+        h.p2pEngine.addEventListener("onChunkUploaded", (n) => stats.addUploaded(n));
+        h.p2pEngine.addEventListener("onPeerConnect", (p) => stats.peer(`${p.streamType}:${p.peerId}`, true));
+        h.p2pEngine.addEventListener("onPeerClose", (p) => stats.peer(`${p.streamType}:${p.peerId}`, false));
+      },
+    },
+  });
   video.muted = true; // autoplay is only allowed muted; the viewer unmutes with the controls
   hls.on(Hls.Events.MANIFEST_PARSED, () => video.play().catch(() => {}));
   hls.on(Hls.Events.FRAG_BUFFERED, () => { if (fatalError) { fatalError = null; ui.showBanner(null); } });

@@ -18,6 +18,8 @@ export class Stats {
     this.lastErrorCode = null;  // its §12 code
     this.errors = [];           // recent failures for the UI: { t, what, code, message }
     this.bytes = { http: 0, p2p: 0 };
+    this.bytesUploaded = 0;     // bytes this page served to peers
+    this.peers = new Set();     // connected peer ids
     this.perSecond = [];        // [{ t: unix second, http: n, p2p: n }], oldest first
     this.listeners = new Set();
   }
@@ -34,11 +36,23 @@ export class Stats {
   bucket(t) {
     let last = this.perSecond[this.perSecond.length - 1];
     if (!last || last.t !== t) {
-      last = { t, http: 0, p2p: 0 };
+      last = { t, http: 0, p2p: 0, peers: this.peers.size };
       this.perSecond.push(last);
       while (this.perSecond.length && this.perSecond[0].t <= t - HISTORY_S) this.perSecond.shift();
     }
     return last;
+  }
+
+  /** A peer connected (true) or went away (false). */
+  peer(id, connected) {
+    if (connected) this.peers.add(id); else this.peers.delete(id);
+    this.bucket(Math.floor(Date.now() / 1000)).peers = this.peers.size;
+    this.changed();
+  }
+
+  addUploaded(n) {
+    this.bytesUploaded += n;
+    this.changed();
   }
 
   /** The last HISTORY_S seconds, one entry per second, zero-filled, ending now. */
@@ -46,7 +60,12 @@ export class Stats {
     const end = Math.floor(now / 1000);
     const byT = new Map(this.perSecond.map((b) => [b.t, b]));
     const out = [];
-    for (let t = end - HISTORY_S + 1; t <= end; t++) out.push(byT.get(t) || { t, http: 0, p2p: 0 });
+    let peers = 0;              // carried forward over seconds with no bucket
+    for (let t = end - HISTORY_S + 1; t <= end; t++) {
+      const b = byT.get(t);
+      if (b) peers = b.peers;
+      out.push(b || { t, http: 0, p2p: 0, peers });
+    }
     return out;
   }
 

@@ -38,6 +38,8 @@ export function render(s, stats) {
   set("bitrate", formatBitrate(s.bitrate));
   set("bytes-http", formatBytes(s.bytesHttp));
   set("bytes-p2p", formatBytes(s.bytesP2p));
+  set("peers", s.peers);
+  set("bytes-up", formatBytes(s.bytesUploaded));
 
   const failures = s.segmentFailures + s.manifestFailures;
   const badge = $("badge");
