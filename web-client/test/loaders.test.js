@@ -124,7 +124,7 @@ test("tampered or oversized segments never reach hls.js; refetched from the netw
 
 test("p2p validate hooks: the named blob passes, anything else is refused and counted", async () => {
   const { stats, source } = setup(second.stream);
-  const validate = makeSegmentValidator(source, stats, "a peer");
+  const validate = makeSegmentValidator(source, stats, "p2p");
   const url = `${source.base}seg/${segment.hash}.m4s`;
   const good = hexBytes(segment.data_hex);
   assert.equal(await validate(url, undefined, good.slice().buffer), true);
@@ -135,7 +135,10 @@ test("p2p validate hooks: the named blob passes, anything else is refused and co
   assert.equal(await validate(url, { start: 0, end: 9 }, good.slice().buffer), false, "no partial blobs");
   assert.equal(await validate(`http://elsewhere/seg/${segment.hash}.m4s`, undefined, good.slice().buffer), false);
   assert.equal(stats.segmentFailures, 3);
+  assert.equal(stats.p2pRejected, 3, "refusals of peers' bytes are counted apart");
   assert.equal(stats.verifiedSegments, 1);
+  assert.equal(stats.bytes.p2p, good.length, "only verified bytes count as bytes from peers");
+  assert.ok(stats.verifiedHashes.has(segment.hash));
   assert.equal(stats.lastErrorCode, "hash_mismatch");
 });
 

@@ -1,7 +1,8 @@
-// A small live chart of verified bytes per second by source (http, p2p), with the number of
-// connected peers as a dashed line on its own scale (right). Plain canvas, redrawn once a second.
+// A small live chart of verified bytes per second by source (http, p2p) and bytes uploaded to
+// peers (up, dotted), with the number of connected peers as a dashed line on its own scale
+// (right). Plain canvas, redrawn once a second.
 
-const COLORS = { http: "#3b82f6", p2p: "#22c55e", peers: "#f59e0b" };
+const COLORS = { http: "#3b82f6", p2p: "#22c55e", up: "#a855f7", peers: "#f59e0b" };
 
 export function drawChart(canvas, series) {
   const dpr = window.devicePixelRatio || 1;
@@ -11,7 +12,7 @@ export function drawChart(canvas, series) {
   ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
   ctx.clearRect(0, 0, w, h);
   const pad = { l: 44, r: 18, t: 6, b: 14 };
-  const max = Math.max(1024, ...series.map((b) => Math.max(b.http, b.p2p)));
+  const max = Math.max(1024, ...series.map((b) => Math.max(b.http, b.p2p, b.up || 0)));
   const x = (i) => pad.l + (i / Math.max(series.length - 1, 1)) * (w - pad.l - pad.r);
   const y = (v) => h - pad.b - (v / max) * (h - pad.t - pad.b);
 
@@ -28,13 +29,15 @@ export function drawChart(canvas, series) {
   }
   ctx.fillText(`${series.length} s`, pad.l, h - 2);
 
-  for (const src of ["http", "p2p"]) {
+  for (const src of ["http", "p2p", "up"]) {
     ctx.strokeStyle = COLORS[src];
     ctx.lineWidth = 1.5;
+    ctx.setLineDash(src === "up" ? [1, 2] : []);
     ctx.beginPath();
-    series.forEach((b, i) => (i ? ctx.lineTo(x(i), y(b[src])) : ctx.moveTo(x(i), y(b[src]))));
+    series.forEach((b, i) => (i ? ctx.lineTo(x(i), y(b[src] || 0)) : ctx.moveTo(x(i), y(b[src] || 0))));
     ctx.stroke();
   }
+  ctx.setLineDash([]);
 
   const maxPeers = Math.max(4, ...series.map((b) => b.peers || 0));
   const yp = (v) => h - pad.b - (v / maxPeers) * (h - pad.t - pad.b);

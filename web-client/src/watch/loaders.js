@@ -151,6 +151,7 @@ export function makeLoaders(source, stats) {
         const code = await check(hash, res.bytes, limit);
         if (!code) {
           if (what === "init") stats.verifiedInit++; else stats.verifiedSegments++;
+          stats.verified(hash);
           stats.addBytes("http", res.bytes.length);
           // Copy out exactly the verified bytes: hls.js may transfer the buffer to its worker.
           return res.bytes.buffer.byteLength === res.bytes.length ? res.bytes.buffer : res.bytes.slice().buffer;
@@ -181,7 +182,9 @@ export function makeLoaders(source, stats) {
 /**
  * p2p-media-loader's validateHTTPSegment / validateP2PSegment: `(url, byteRange, data)` -> true
  * only when `data` is the blob the verified manifest names (BLAKE3 and size). A failure drops the
- * peer (P2P) or retries (HTTP); either way it is counted as a segment failure.
+ * peer (P2P) or retries (HTTP); either way it is counted as a segment failure, and a refusal of
+ * a peer's bytes also in `p2pRejected`. Verified bytes are counted by source here, so bytes from
+ * peers are counted only once they verified. `via` is "http" or "p2p".
  */
 export function makeSegmentValidator(source, stats, via) {
   return async (url, byteRange, data) => {
@@ -193,12 +196,14 @@ export function makeSegmentValidator(source, stats, via) {
       code = await check(hash, new Uint8Array(data), source.blobLimit(hash, ext));
       if (!code) {
         if (ext === "mp4") stats.verifiedInit++; else stats.verifiedSegments++;
-        stats.changed();
+        stats.verified(hash);
+        stats.addBytes(via, data.byteLength);
         return true;
       }
     }
     const name = match ? `${match[1].slice(0, 12)}…` : url;
-    stats.failure("segment", code, `segment ${name} from ${via} refused: ${code} — ${HINTS[code]}`);
+    if (via === "p2p") stats.p2pRejected++;
+    stats.failure("segment", code, `segment ${name} from ${via === "p2p" ? "a peer" : "HTTP"} refused: ${code} — ${HINTS[code]}`);
     return false;
   };
 }

@@ -6,6 +6,7 @@ import Hls from "hls.js";
 import { HlsJsP2PEngine } from "p2p-media-loader-hlsjs";
 import { parseStreamId } from "../verifier/index.js";
 import { makeLoaders, makeSegmentValidator } from "./loaders.js";
+import { coreConfig, makePeerId, renditionSwarms, startLatencyControl } from "./p2p.js";
 import { Stats } from "./stats.js";
 import { StreamSource } from "./stream.js";
 import { copyText, shareBundle, watchLink } from "./share.js";
@@ -19,7 +20,8 @@ let origin = null;
 try { origin = pickOrigin(params.get("origin")); } catch (e) { console.warn(e.message); }
 const stats = new Stats();
 const video = document.getElementById("video");
-let source = null, hls = null, fatalError = null, fatalErrors = 0;
+let source = null, hls = null, fatalError = null, fatalErrors = 0, p2pRole = null;
+const peerId = makePeerId();
 
 function pickOrigin(param) {
   if (!param) return location.origin + "/";
@@ -58,6 +60,10 @@ function snapshot() {
     bytesP2p: stats.bytes.p2p,
     bytesUploaded: stats.bytesUploaded,
     peers: stats.peers.size,
+    p2pRole,
+    p2pRejected: stats.p2pRejected,
+    unverifiedLoaded: stats.unverifiedLoaded,
+    playbackRate: video.playbackRate,
     manifestSeq: stats.manifestSeq,
     ended: !!source?.chain.latest && source.chain.latest.body.renditions.every((r) => r.ended),
   };
@@ -125,33 +131,40 @@ function startPlayer() {
   // p2p-media-loader replaces hls.js's fLoader and pLoader: media segments go through its core
   // (HTTP or peers, each checked by a validate hook before hls.js sees them), everything else
   // through `loader`, which is the verifying loader (playlists rendered, init segments checked).
+  // p2p.js explains the schedule (who fetches over HTTP, how far behind live each viewer plays).
   const { VerifyingLoader } = makeLoaders(source, stats);
   const HlsP2P = HlsJsP2PEngine.injectMixin(Hls);
   hls = new HlsP2P({
     loader: VerifyingLoader,
     backBufferLength: 30,
+    // hls.js's default, set explicitly: left unset, the engine raises it to the playlist length
+    // (7 segments behind live with our default window), which is not where a lone viewer should be.
+    liveSyncDurationCount: 3,
     p2p: {
-      core: {
-        // One swarm per stream id, whichever node the page came from (stream keys add the rendition).
-        swarmId: `hlswarm:${streamId}`,
-        announceTrackers: trackers(),
-        rtcConfig: { iceServers: [] },
-        // Live: hls.js asks for a segment only within a few seconds of the playhead (the engine
-        // trims its buffer to highDemandTimeWindow); newer segments wait in the P2P window, where
-        // one viewer at random fetches each over HTTP and the others take it from peers.
-        highDemandTimeWindow: 3,
-        httpDownloadTimeWindow: 20,
-        p2pDownloadTimeWindow: 20,
-        validateP2PSegment: makeSegmentValidator(source, stats, "a peer"),
-        validateHTTPSegment: makeSegmentValidator(source, stats, "HTTP"),
-      },
+      core: coreConfig({
+        streamId,
+        trackers: trackers(),
+        peerId,
+        validateP2P: makeSegmentValidator(source, stats, "p2p"),
+        validateHTTP: makeSegmentValidator(source, stats, "http"),
+      }),
       onHlsJsCreated(h) {
-        h.p2pEngine.addEventListener("onChunkDownloaded", (n, via) => stats.addBytes(via === "p2p" ? "p2p" : "http", n));
+        renditionSwarms(h.p2pEngine.core);
         h.p2pEngine.addEventListener("onChunkUploaded", (n) => stats.addUploaded(n));
         h.p2pEngine.addEventListener("onPeerConnect", (p) => stats.peer(`${p.streamType}:${p.peerId}`, true));
         h.p2pEngine.addEventListener("onPeerClose", (p) => stats.peer(`${p.streamType}:${p.peerId}`, false));
       },
     },
+  });
+  startLatencyControl({
+    video, hls, peerId, peers: stats.peers,
+    getLatency: () => (Number.isFinite(hls.latency) && hls.latency > 0 ? hls.latency : null),
+    onRole: (r) => { p2pRole = r; },
+  });
+  // Every media segment hls.js loads must be one the verifier passed (checked, not assumed).
+  hls.on(Hls.Events.FRAG_LOADED, (_ev, { frag }) => {
+    const hash = /seg\/([0-9a-f]{64})\.(?:m4s|ts)/.exec(frag?.url || "")?.[1];
+    if (frag?.sn !== "initSegment" && hash && !stats.verifiedHashes.has(hash)) stats.unverifiedLoaded++;
   });
   video.muted = true; // autoplay is only allowed muted; the viewer unmutes with the controls
   hls.on(Hls.Events.MANIFEST_PARSED, () => video.play().catch(() => {}));

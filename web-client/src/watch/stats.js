@@ -1,7 +1,7 @@
 // Playback and verification counters for one page load. Everything the UI shows and
-// window.hlswarm.stats() returns comes from here. Bytes are kept per source ("http" now, "p2p"
-// once a peer-to-peer loader lands: it only has to call addBytes("p2p", n)) and per second, so
-// the chart can show where the bytes came from.
+// window.hlswarm.stats() returns comes from here. Verified bytes are kept per source ("http",
+// "p2p") and per second, with peers connected and bytes uploaded, so the chart can show where
+// the bytes came from.
 
 const HISTORY_S = 60;
 
@@ -19,6 +19,9 @@ export class Stats {
     this.errors = [];           // recent failures for the UI: { t, what, code, message }
     this.bytes = { http: 0, p2p: 0 };
     this.bytesUploaded = 0;     // bytes this page served to peers
+    this.p2pRejected = 0;       // segments from peers refused by the verifier (the peer is dropped)
+    this.unverifiedLoaded = 0;  // media segments hls.js loaded that the verifier never passed (must stay 0)
+    this.verifiedHashes = new Set(); // recent verified blob hashes, to check what hls.js loads
     this.peers = new Set();     // connected peer ids
     this.perSecond = [];        // [{ t: unix second, http: n, p2p: n }], oldest first
     this.listeners = new Set();
@@ -36,7 +39,7 @@ export class Stats {
   bucket(t) {
     let last = this.perSecond[this.perSecond.length - 1];
     if (!last || last.t !== t) {
-      last = { t, http: 0, p2p: 0, peers: this.peers.size };
+      last = { t, http: 0, p2p: 0, up: 0, peers: this.peers.size };
       this.perSecond.push(last);
       while (this.perSecond.length && this.perSecond[0].t <= t - HISTORY_S) this.perSecond.shift();
     }
@@ -52,6 +55,14 @@ export class Stats {
 
   addUploaded(n) {
     this.bytesUploaded += n;
+    this.bucket(Math.floor(Date.now() / 1000)).up += n;
+    this.changed();
+  }
+
+  /** Remember a blob hash that passed verification (the newest 512). */
+  verified(hash) {
+    this.verifiedHashes.add(hash);
+    if (this.verifiedHashes.size > 512) this.verifiedHashes.delete(this.verifiedHashes.values().next().value);
     this.changed();
   }
 
@@ -64,7 +75,7 @@ export class Stats {
     for (let t = end - HISTORY_S + 1; t <= end; t++) {
       const b = byT.get(t);
       if (b) peers = b.peers;
-      out.push(b || { t, http: 0, p2p: 0, peers });
+      out.push(b || { t, http: 0, p2p: 0, up: 0, peers });
     }
     return out;
   }

@@ -40,6 +40,8 @@ export function render(s, stats) {
   set("bytes-p2p", formatBytes(s.bytesP2p));
   set("peers", s.peers);
   set("bytes-up", formatBytes(s.bytesUploaded));
+  set("p2p-role", s.p2pRole ?? "–");
+  set("p2p-rejected", s.p2pRejected);
 
   const failures = s.segmentFailures + s.manifestFailures;
   const badge = $("badge");
