@@ -6,7 +6,11 @@
 // It stops when stdin closes or --timeout-s passes, closes the browser and exits 0.
 // A browser that does not start: {"error":"..."} and exit 2. Bad arguments: exit 64.
 //
-//   node test/e2e/driver.mjs --url URL [--timeout-s N] [--selftest]
+//   node test/e2e/driver.mjs --url URL [--timeout-s N] [--selftest] [--tamper-uploads]
+//
+// --tamper-uploads makes this browser a bad peer: an init script (test-only, injected here, not
+// in the page) flips one byte in every large binary message the page sends on a WebRTC data
+// channel, so every segment it uploads to peers is corrupted. Its own playback is unaffected.
 
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -26,12 +30,13 @@ let stdoutGone = false;
 const out = (obj) => { if (!stdoutGone) process.stdout.write(JSON.stringify(obj) + "\n"); };
 
 function parseArgs(argv) {
-  const opts = { url: null, timeoutS: null, selftest: false };
+  const opts = { url: null, timeoutS: null, selftest: false, tamperUploads: false };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     if (a === "--url") opts.url = argv[++i];
     else if (a === "--timeout-s") opts.timeoutS = Number(argv[++i]);
     else if (a === "--selftest") opts.selftest = true;
+    else if (a === "--tamper-uploads") opts.tamperUploads = true;
     else throw new Error(`unknown argument ${a}`);
   }
   if (!opts.url) throw new Error("--url is required");
@@ -62,6 +67,24 @@ try {
   process.exit(2);
 }
 
+// p2p-media-loader sends segment data as raw chunks of up to 64 KiB and its commands as small
+// framed messages; only the former are this large.
+const TAMPER_SCRIPT = `(() => {
+  const send = RTCDataChannel.prototype.send;
+  RTCDataChannel.prototype.send = function (data) {
+    const view = data instanceof ArrayBuffer ? new Uint8Array(data)
+      : ArrayBuffer.isView(data) ? new Uint8Array(data.buffer, data.byteOffset, data.byteLength) : null;
+    if (view && view.length >= 4096) {
+      const copy = view.slice();
+      copy[copy.length >> 1] ^= 0x5a;
+      window.__hlswarmTampered = (window.__hlswarmTampered || 0) + 1;
+      return send.call(this, copy);
+    }
+    return send.call(this, data);
+  };
+})();`;
+if (opts.tamperUploads) await context.addInitScript({ content: TAMPER_SCRIPT });
+
 const consoleErrors = [];
 const page = context.pages()[0] || (await context.newPage());
 page.on("console", (msg) => { if (msg.type() === "error") consoleErrors.push(msg.text()); });
@@ -84,7 +107,7 @@ page.goto(opts.url, { waitUntil: "domcontentloaded", timeout: 30000 })
 
 const expr = opts.selftest
   ? "window.hlswarmSelftest ? JSON.parse(JSON.stringify(window.hlswarmSelftest)) : null"
-  : "window.hlswarm ? window.hlswarm.stats() : null";
+  : "window.hlswarm ? { ...window.hlswarm.stats(), tamperedSends: window.__hlswarmTampered || 0 } : null";
 
 while (!stopping && (opts.timeoutS === null || Date.now() - started < opts.timeoutS * 1000)) {
   const tickStart = Date.now();
