@@ -1,8 +1,9 @@
 //! Peer-assisted playback: one `hlswarm run` node with its embedded WebTorrent tracker, ffmpeg
-//! pushing a minute of live video, and three separate headless Chromium processes opening the
-//! watch page a few seconds apart. The later viewers fetch part of the stream from the earlier
-//! ones over WebRTC (p2p-media-loader), and every byte from a peer passes the page's BLAKE3 check
-//! before hls.js gets it.
+//! pushing live video with 1 s segments, and three separate headless Chromium processes opening
+//! the watch page one after another (each once the previous one plays). The first viewer leads
+//! (fetches new segments over HTTP, near live); the later ones follow a little further behind
+//! and take most segments from peers over WebRTC. Every byte from a peer passes the page's
+//! BLAKE3 check before hls.js gets it, and hls.js never loads a segment the verifier did not pass.
 //!
 //! Needs node, web-client/node_modules (`npm ci`) and /usr/bin/chromium: scripts/test.sh sets
 //! them up.
@@ -13,70 +14,105 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::browser::{Browser, num};
+use common::browser::{Browser, num, wait_all};
 use common::{Node, SECRET, publish};
 use serde_json::Value;
 
-fn healthy(s: &Value) -> bool {
-    num(s, "verifiedSegments") >= 5.0 && s["fatalError"].is_null() && num(s, "segmentFailures") == 0.0
+/// The share of the viewers' segment bytes that must come from peers in the measured window.
+/// The best possible with three viewers is 2/3 (someone fetches each segment over HTTP); runs
+/// so far measured 66-67 % (the followers got every segment from peers; docs/BENCHMARKS.md,
+/// P2P share). The threshold leaves room for a loaded CI machine, where a follower sometimes
+/// loses the race against its high-demand window and fetches a segment over HTTP instead: it
+/// fails only if the followers fetch about a third of their segments over HTTP.
+const MIN_SHARE: f64 = 0.45;
+/// Segments the leader verifies while the share is measured (1 s each).
+const WINDOW_SEGMENTS: f64 = 25.0;
+const BROWSER_ARGS: &[&str] = &["--timeout-s", "300"];
+
+fn sound(s: &Value) {
+    assert_eq!(num(s, "segmentFailures"), 0.0, "a segment was refused: {s}");
+    assert_eq!(
+        num(s, "unverifiedLoaded"),
+        0.0,
+        "hls.js loaded a segment the verifier did not pass: {s}"
+    );
+}
+
+fn playing(s: &Value) -> bool {
+    num(s, "verifiedSegments") >= 3.0 && num(s, "currentTime") > 0.0 && s["fatalError"].is_null()
 }
 
 #[test]
-fn later_viewers_get_verified_segments_from_earlier_ones() {
+fn later_viewers_get_most_segments_from_peers_and_verify_all() {
     let started = Instant::now();
     let data = tempfile::tempdir().unwrap();
     let node = Node::start(data.path(), &["--segment-seconds", "1", "--title", "p2p test"]);
     let id = node.stream_id.clone();
-    let mut push = publish(&node.rtmp_url(SECRET), 60, "640x360");
+    let mut push = publish(&node.rtmp_url(SECRET), 150, "640x360");
     let watch = node.url(&format!("/watch/{id}"));
 
-    let mut viewers = vec![Browser::open(&watch, &[])];
-    std::thread::sleep(Duration::from_secs(4));
-    viewers.push(Browser::open(&watch, &[]));
-    std::thread::sleep(Duration::from_secs(4));
-    viewers.push(Browser::open(&watch, &[]));
+    // Each viewer opens once the previous one plays, so the first one is the oldest (the leader).
+    let mut viewers: Vec<Browser> = Vec::new();
+    for i in 0..3 {
+        let mut b = Browser::open(&watch, BROWSER_ARGS);
+        let s = b.wait(&format!("viewer {} to play", i + 1), Duration::from_secs(60), playing);
+        sound(&s);
+        viewers.push(b);
+    }
 
-    let deadline = Instant::now() + Duration::from_secs(80);
-    loop {
-        let stats: Vec<Value> = viewers.iter_mut().map(Browser::poll).collect();
-        for s in &stats {
-            assert_eq!(num(s, "segmentFailures"), 0.0, "a segment was refused: {s}");
-        }
-        let done = stats.iter().all(healthy) && stats[1..].iter().all(|s| num(s, "bytesP2p") > 0.0);
-        if done {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "timed out waiting for p2p playback; last stats: {stats:#?}"
-        );
-        std::thread::sleep(Duration::from_millis(250));
-    }
-    // Let the swarm run a little longer, then measure what the later viewers got from peers.
-    std::thread::sleep(Duration::from_secs(15));
-    let stats: Vec<Value> = viewers.iter_mut().map(Browser::poll).collect();
-    for s in &stats {
-        assert!(healthy(s), "{s}");
-        assert_eq!(s["streamId"], id.as_str());
-    }
-    let (p2p, http) = stats[1..].iter().fold((0.0, 0.0), |(p, h), s| {
-        (p + num(s, "bytesP2p"), h + num(s, "bytesHttp"))
+    // Roles settle: the first is the leader, the others follow at their lag (rate back to 1x).
+    let settled = wait_all(&mut viewers, "roles to settle", Duration::from_secs(60), |all| {
+        all.iter().for_each(sound);
+        all[0]["p2pRole"] == "leader"
+            && all[1..]
+                .iter()
+                .all(|s| s["p2pRole"] == "follower" && num(s, "playbackRate") == 1.0)
     });
+
+    // The measured window: the next WINDOW_SEGMENTS segments the leader verifies.
+    let until = num(&settled[0], "verifiedSegments") + WINDOW_SEGMENTS;
+    let end = wait_all(&mut viewers, "the measured window", Duration::from_secs(90), |all| {
+        all.iter().for_each(sound);
+        num(&all[0], "verifiedSegments") >= until
+    });
+
+    let delta = |k: &str, i: usize| num(&end[i], k) - num(&settled[i], k);
+    let (mut p2p, mut http) = (0.0, 0.0);
+    for i in 0..3 {
+        p2p += delta("bytesP2p", i);
+        http += delta("bytesHttp", i);
+    }
     let share = p2p / (p2p + http);
-    let uploaded: f64 = stats.iter().map(|s| num(s, "bytesUploaded")).sum();
-    let all_p2p: f64 = stats.iter().map(|s| num(s, "bytesP2p")).sum();
+    let followers_share: Vec<f64> = (1..3)
+        .map(|i| delta("bytesP2p", i) / (delta("bytesP2p", i) + delta("bytesHttp", i)))
+        .collect();
     eprintln!(
-        "p2p: viewers 2+3 got {p2p} B from peers and {http} B over HTTP ({:.1}% p2p); uploaded {uploaded} B in all; \
-         peers {:?}; {:.1} s",
+        "p2p: {:.0}% of segment bytes from peers over {WINDOW_SEGMENTS} segments (followers {:.0}%, {:.0}%); \
+         leader uploaded {} B; latency {:?}; {:.1} s",
         share * 100.0,
-        stats.iter().map(|s| num(s, "peers")).collect::<Vec<_>>(),
+        followers_share[0] * 100.0,
+        followers_share[1] * 100.0,
+        delta("bytesUploaded", 0),
+        end.iter().map(|s| s["latency"].as_f64()).collect::<Vec<_>>(),
         started.elapsed().as_secs_f64()
     );
-    // Measured: about 30% for viewers 2 and 3 (the rest is HTTP: whoever reaches a new segment
-    // first fetches it from the node). The exact share depends on timing, so only require some.
-    assert!(share > 0.0, "{stats:#?}");
-    // Every byte a peer sent was counted by the viewer that received it.
-    assert!(uploaded > 0.0 && all_p2p > 0.0, "{stats:#?}");
+    for s in &end {
+        assert_eq!(s["streamId"], id.as_str());
+        assert!(s["fatalError"].is_null(), "{s}");
+        assert!(num(s, "verifiedSegments") >= WINDOW_SEGMENTS, "{s}");
+    }
+    assert!(
+        share >= MIN_SHARE,
+        "only {:.0}% of segment bytes came from peers: {end:#?}",
+        share * 100.0
+    );
+    // The leader served what the followers got: nothing came from nowhere.
+    assert!(delta("bytesUploaded", 0) > 0.0, "{end:#?}");
+    let uploaded: f64 = (0..3).map(|i| delta("bytesUploaded", i)).sum();
+    assert!(
+        uploaded >= p2p,
+        "peers sent {uploaded} B but viewers verified {p2p} B from peers"
+    );
 
     drop(viewers);
     let _ = push.kill();

@@ -55,6 +55,11 @@ impl Browser {
         self.last.clone()
     }
 
+    /// Wait for the next stats line (every 250 ms) and return it, failing after `limit`.
+    pub fn next(&mut self, limit: Duration) -> Value {
+        self.wait("the next stats line", limit, |s| !s.is_null())
+    }
+
     /// Read stats lines until `cond` holds on one, failing after `limit`.
     pub fn wait(&mut self, what: &str, limit: Duration, cond: impl Fn(&Value) -> bool) -> Value {
         let deadline = Instant::now() + limit;
@@ -93,6 +98,28 @@ impl Drop for Browser {
             }
         }
         let _ = self.child.wait();
+    }
+}
+
+/// Wait until `cond` holds on the latest stats of all `browsers` (checked on each new line from
+/// the first one), failing after `limit` with everyone's last stats. Returns those stats.
+pub fn wait_all(browsers: &mut [Browser], what: &str, limit: Duration, cond: impl Fn(&[Value]) -> bool) -> Vec<Value> {
+    let deadline = Instant::now() + limit;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let all: Vec<Value> = if left.is_zero() {
+            Vec::new()
+        } else {
+            browsers[0].next(left);
+            browsers.iter_mut().map(Browser::poll).collect()
+        };
+        if !all.is_empty() && cond(&all) {
+            return all;
+        }
+        if Instant::now() >= deadline {
+            let last: Vec<Value> = browsers.iter_mut().map(Browser::poll).collect();
+            panic!("timed out waiting for {what}; last stats: {last:#?}");
+        }
     }
 }
 
