@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Latency behind live in the browser: hlswarm run + ffmpeg pushing RTMP + the verifying watch
-# page in headless Chromium, at 1 s and 2 s segments. Samples hls.js's latency (live edge minus
+# page in headless Chromium, at 1 s and 2 s segments: two viewers at once, one with peer-assisted
+# playback off (?p2p=0: plain hls.js with the verifying loaders), one on (the default page; with
+# no peers in its swarm it is a lone viewer). Samples hls.js's latency (live edge minus
 # playhead) and the wall-clock latency (now minus the program date-time at the playhead, which
 # includes encoding, segmenting, signing and fetching) every 250 ms after 15 s of playback.
 # Rewrites the "Latency behind live" section of docs/BENCHMARKS.md.
@@ -11,7 +13,7 @@ ROOT=$(pwd)
 SAMPLE=${1:-30}
 scripts/setup.sh --test >/dev/null
 cargo build --release --bin hlswarm -q
-B=$ROOT/target/release/hlswarm
+B=${CARGO_TARGET_DIR:-$ROOT/target}/release/hlswarm
 
 # shellcheck source=bench/lib.sh
 . bench/lib.sh
@@ -32,10 +34,19 @@ for SEG in 1 2; do
         -t "$TOTAL" -c:v libx264 -preset veryfast -tune zerolatency -b:v 2M -g $((30 * SEG)) -pix_fmt yuv420p \
         -c:a aac -f flv "rtmp://$RTMP/live/bench" &
     FF=$!; PIDS+=("$FF")
-    # Samples after 15 s of playback, for SAMPLE seconds. The driver runs until its stdin closes:
-    # feed it from a sleep that bash does not wait for.
-    node web-client/test/e2e/driver.mjs --url "http://$HTTP/watch/$ID" --timeout-s $((SAMPLE + 25)) < <(sleep $((SAMPLE + 30))) \
-        | python3 -c '
+    # Both viewers at once (so both join at the same point of the stream, under the same load):
+    # one with peer-assisted playback off, one on (alone in its swarm: the other has no peers).
+    # Each samples after 15 s of playback, for SAMPLE seconds. A driver runs until its stdin
+    # closes: feed it from a sleep that bash does not wait for.
+    for MODE in off on; do
+        QUERY=$([ "$MODE" = off ] && echo "?p2p=0" || true)
+        node web-client/test/e2e/driver.mjs --url "http://$HTTP/watch/$ID$QUERY" --timeout-s $((SAMPLE + 25)) \
+            < <(sleep $((SAMPLE + 30))) >"$D/$MODE.jsonl" &
+        PIDS+=("$!")
+    done
+    wait "${PIDS[@]: -2}"
+    for MODE in off on; do
+        python3 -c '
 import json, sys
 warm, span = 15.0, float(sys.argv[1])
 start, hls, wall, fails = None, [], [], 0
@@ -55,11 +66,12 @@ for line in sys.stdin:
 def q(v, p):
     v = sorted(v); return v[min(len(v) - 1, int(p * len(v)))] if v else float("nan")
 print(len(hls), q(hls, .5), q(hls, .95), q(wall, .5), q(wall, .95), fails)
-' "$SAMPLE" >"$D/result"
-    read -r N H50 H95 W50 W95 FAILS <"$D/result"
-    echo "segments ${SEG}s: $N samples, hls.js latency p50 $H50 s p95 $H95 s, wall p50 $W50 s p95 $W95 s, failures $FAILS"
-    GOAL=$((3 * SEG))
-    ROWS+="| $SEG s | $N | $(printf %.2f "$H50") | $(printf %.2f "$H95") | $(printf %.2f "$W50") | $(printf %.2f "$W95") | ≤ $GOAL s | $FAILS |"$'\n'
+' "$SAMPLE" <"$D/$MODE.jsonl" >"$D/result"
+        read -r N H50 H95 W50 W95 FAILS <"$D/result"
+        echo "segments ${SEG}s, p2p $MODE: $N samples, hls.js latency p50 $H50 s p95 $H95 s, wall p50 $W50 s p95 $W95 s, failures $FAILS"
+        GOAL=$((3 * SEG))
+        ROWS+="| $SEG s | $MODE | $N | $(printf %.2f "$H50") | $(printf %.2f "$H95") | $(printf %.2f "$W50") | $(printf %.2f "$W95") | ≤ $GOAL s | $FAILS |"$'\n'
+    done
     kill "$FF" 2>/dev/null || true
     kill -TERM "$NODE"; wait "$NODE" || true
 done
@@ -71,7 +83,9 @@ SECTION=$(cat <<MD
 Command: \`bench/latency.sh $SAMPLE\` ($(date -u +%Y-%m-%d), $(nproc) cores, $CPU; Chromium
 $(/usr/bin/chromium --version 2>/dev/null | awk '{print $2}'), hls.js 1.7.4 with default live settings).
 ffmpeg pushes 1280x720 at 2 Mbit/s (x264 veryfast, zerolatency, keyframe every segment) into
-\`hlswarm run\`; the verifying watch page plays it in headless Chromium on the same machine.
+\`hlswarm run\`; the verifying watch page plays it in headless Chromium on the same machine: two
+viewers at once, one with peer-assisted playback off (\`?p2p=0\`: plain hls.js with the verifying
+loaders), one on (the default page, through p2p-media-loader; alone in its swarm, a lone viewer).
 Samples every 250 ms over ${SAMPLE} s, after 15 s of playback. *hls.js* is hls.js's own measure
 (live edge minus playhead); *wall* is now minus the program date-time of the frame playing. The
 node stamps program date-times from the stream's own timestamps, anchored to when its first
@@ -79,8 +93,8 @@ segment arrived, so *wall* is the time since the playing frame reached the node:
 segmenting, signing, fetching, verifying and buffering, but not the encoder or the uplink.
 Goal: ≤ 3 segment durations.
 
-| segments | samples | hls.js p50 s | hls.js p95 s | wall p50 s | wall p95 s | goal | verification failures |
-|---|---|---|---|---|---|---|---|
+| segments | peer-assisted | samples | hls.js p50 s | hls.js p95 s | wall p50 s | wall p95 s | goal | verification failures |
+|---|---|---|---|---|---|---|---|---|
 ${ROWS%$'\n'}
 MD
 )

@@ -22,6 +22,8 @@ const stats = new Stats();
 const video = document.getElementById("video");
 let source = null, hls = null, fatalError = null, fatalErrors = 0, p2pRole = null;
 const peerId = makePeerId();
+// ?p2p=0: no peers, no WebRTC (other viewers never learn this viewer's address).
+const p2pEnabled = params.get("p2p") !== "0";
 
 function pickOrigin(param) {
   if (!param) return location.origin + "/";
@@ -127,12 +129,7 @@ function trackers() {
   return [...new Set([...hinted, own])];
 }
 
-function startPlayer() {
-  // p2p-media-loader replaces hls.js's fLoader and pLoader: media segments go through its core
-  // (HTTP or peers, each checked by a validate hook before hls.js sees them), everything else
-  // through `loader`, which is the verifying loader (playlists rendered, init segments checked).
-  // p2p.js explains the schedule (who fetches over HTTP, how far behind live each viewer plays).
-  const { VerifyingLoader } = makeLoaders(source, stats);
+function startP2PPlayer(VerifyingLoader) {
   const HlsP2P = HlsJsP2PEngine.injectMixin(Hls);
   hls = new HlsP2P({
     loader: VerifyingLoader,
@@ -161,6 +158,21 @@ function startPlayer() {
     getLatency: () => (Number.isFinite(hls.latency) && hls.latency > 0 ? hls.latency : null),
     onRole: (r) => { p2pRole = r; },
   });
+}
+
+function startPlayer() {
+  // p2p-media-loader replaces hls.js's fLoader and pLoader: media segments go through its core
+  // (HTTP or peers, each checked by a validate hook before hls.js sees them), everything else
+  // through `loader`, which is the verifying loader (playlists rendered, init segments checked).
+  // p2p.js explains the schedule (who fetches over HTTP, how far behind live each viewer plays).
+  const { VerifyingLoader, PlaylistLoader, FragmentLoader } = makeLoaders(source, stats);
+  if (!p2pEnabled) {
+    hls = new Hls({ pLoader: PlaylistLoader, fLoader: FragmentLoader, backBufferLength: 30 });
+    p2pRole = "off";
+  } else {
+    startP2PPlayer(VerifyingLoader);
+  }
+
   // Every media segment hls.js loads must be one the verifier passed (checked, not assumed).
   hls.on(Hls.Events.FRAG_LOADED, (_ev, { frag }) => {
     const hash = /seg\/([0-9a-f]{64})\.(?:m4s|ts)/.exec(frag?.url || "")?.[1];
