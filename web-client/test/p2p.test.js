@@ -3,7 +3,7 @@
 
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { FOLLOWER_LATENCY, FRONT_LATENCY, isLeader, makePeerId, rateFor, renditionSwarms } from "../src/watch/p2p.js";
+import { FOLLOWER_LATENCY, FRONT_LATENCY, isLeader, makePeerId, rateFor, renditionSwarms, windowsFor } from "../src/watch/p2p.js";
 
 test("peer ids are 20 characters and sort by page start time", () => {
   const a = makePeerId(1_790_000_000_000, () => 0.99);
@@ -39,4 +39,15 @@ test("main streams are named by rendition, so swarms do not depend on the runnin
   core.addStreamIfNoneExists({ runtimeId: "http://n/streams/x/source.m3u8", type: "main", index: "hash1" });
   core.addStreamIfNoneExists({ runtimeId: "http://n/streams/x/audio.m3u8", type: "secondary", index: "hash2" });
   assert.deepEqual(added.map((s) => s.index), ["source", "hash2"]);
+});
+
+test("leaders fetch over HTTP whatever they can reach; followers only the next moment", () => {
+  assert.ok(windowsFor("front", 2).highDemandTimeWindow >= 30);
+  assert.ok(windowsFor("leader", 2).highDemandTimeWindow >= 30);
+  assert.equal(windowsFor("follower", 1).highDemandTimeWindow, 1.2);
+  assert.equal(windowsFor("follower", 2).highDemandTimeWindow, 1.5);
+  // A follower's high-demand window ends well before the leader's lead over it runs out.
+  for (const td of [1, 2, 4, 6]) {
+    assert.ok(windowsFor("follower", td).highDemandTimeWindow < (FOLLOWER_LATENCY - 1) * td);
+  }
 });

@@ -6,20 +6,22 @@
 // So peers only help if some viewer has a segment before the others need it. Viewers of a live
 // stream all sit near the live edge, so that gap has to be made on purpose:
 //
-// - A lone viewer (no peers) plays as close to live as plain hls.js does (the "front" latency).
+// - A lone viewer (no peers) fetches over HTTP whatever it can reach and plays near live
+//   (FRONT_LATENCY target durations behind at most; hls.js itself starts 3 behind).
 // - With peers connected, the viewer whose peer id sorts first is the leader: it stays at the
 //   front and fetches each new segment over HTTP as soon as it appears. The others ("followers")
-//   play `FOLLOWER_LAG` segment durations further back (still within 3 segment durations of
-//   live), and so find each new segment already held by the leader, or by another follower.
+//   play FOLLOWER_LATENCY target durations behind live (issue 4 allows 3), fetch over HTTP only
+//   what they need within their next ~second, and so find each new segment already held by the
+//   leader, or by another follower.
 // - Peer ids start with the time the page started, so the leader is the viewer that has been
 //   there longest: a new viewer never displaces it, and when it leaves the next oldest takes over.
 //   Every viewer computes this from its own peer list; there is no extra message.
 // - Latency moves by playback rate (0.8x to fall back, 1.1x to catch up), never by seeking.
 
 /**
- * Latency targets in target durations: front (plain hls.js measured ~1.2) and followers. A viewer
- * drifts back after any wait for data (hls.js does not catch up by itself here), so the targets
- * are also ceilings: above target + slack it plays at 1.1x.
+ * Latency targets in target durations: front (lone viewer, leader) and followers. A viewer drifts
+ * back after any wait for data, and hls.js does not catch up by itself here (it only would in
+ * low-latency mode), so the targets are also ceilings: above target + slack it plays at 1.1x.
  */
 export const FRONT_LATENCY = 1.2;
 export const FOLLOWER_LATENCY = 2.5;
@@ -46,8 +48,8 @@ export function isLeader(self, peers) {
 /**
  * The playback rate for `role` at `latency` seconds behind the live edge, with `ahead` seconds
  * buffered in front of the playhead and target duration `td`. Followers are held at their lag
- * both ways; the leader and a lone viewer are only hurried back when they are clearly behind
- * (after having been a follower), never slowed down.
+ * both ways; the leader and a lone viewer are only hurried when they are clearly behind (a late
+ * joiner, a former follower, after a stall), never slowed down.
  */
 export function rateFor(role, latency, ahead, td) {
   if (latency === null || !Number.isFinite(latency)) return 1;
@@ -56,6 +58,18 @@ export function rateFor(role, latency, ahead, td) {
   const slack = role === "follower" ? 0.15 : 0.3;
   if (latency > target + slack * td && ahead > 0.5 * td) return FAST_RATE;
   return 1;
+}
+
+/**
+ * p2p-media-loader's windows for a role, in seconds ahead of the playhead: within the high-demand
+ * window a segment is fetched over HTTP right away; beyond it, only from peers. A lone viewer or
+ * the leader fetches everything it can reach over HTTP at once (as plain hls.js would); a
+ * follower only what it needs within the next 0.75 target durations (1.2 s at least), and waits
+ * for peers for the rest.
+ */
+export function windowsFor(role, td) {
+  const h = role === "follower" ? Math.max(1.2, 0.75 * td) : 60;
+  return { highDemandTimeWindow: h, httpDownloadTimeWindow: h };
 }
 
 /** The p2p-media-loader core config for one stream. */
@@ -68,10 +82,8 @@ export function coreConfig({ streamId, trackers, peerId, validateP2P, validateHT
     rtcConfig: { iceServers: [] },
     // A full 20-character prefix is used as the peer id as is (see makePeerId).
     trackerClientVersionPrefix: peerId,
-    // High demand (HTTP right away): the next ~second in front of the playhead. Further ahead
-    // only peers are asked; no background HTTP beyond the high-demand window.
-    highDemandTimeWindow: 1.2,
-    httpDownloadTimeWindow: 1.2,
+    // Starts as a lone viewer; startLatencyControl() moves the windows with the role.
+    ...windowsFor("front", 2),
     p2pDownloadTimeWindow: 30,
     simultaneousP2PDownloads: 3,
     validateP2PSegment: validateP2P,
@@ -104,6 +116,7 @@ export function renditionSwarms(core) {
  */
 export function startLatencyControl({ video, hls, peerId, peers, getLatency, onRole }) {
   let role = "front";
+  let applied = "";
   onRole?.(role);
   const tick = () => {
     const td = hls.latestLevelDetails?.targetduration || hls.levels?.[0]?.details?.targetduration;
@@ -111,6 +124,12 @@ export function startLatencyControl({ video, hls, peerId, peers, getLatency, onR
     const ids = [...peers].filter((k) => k.startsWith("main:")).map((k) => k.slice(5));
     const next = ids.length === 0 ? "front" : isLeader(peerId, ids) ? "leader" : "follower";
     if (next !== role) { role = next; onRole?.(role); }
+    const key = `${role === "follower"}:${td}`;
+    if (key !== applied && hls.p2pEngine) {
+      const w = windowsFor(role, td);
+      hls.p2pEngine.applyDynamicConfig({ core: { mainStream: w, secondaryStream: w } });
+      applied = key;
+    }
     let ahead = 0;
     const b = video.buffered;
     for (let i = 0; i < b.length; i++) if (b.start(i) <= video.currentTime + 0.1) ahead = Math.max(ahead, b.end(i) - video.currentTime);
