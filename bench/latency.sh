@@ -18,6 +18,7 @@ B=${CARGO_TARGET_DIR:-$ROOT/target}/release/hlswarm
 # shellcheck source=bench/lib.sh
 . bench/lib.sh
 
+LOAD=$(cut -d' ' -f1 /proc/loadavg)
 ROWS=""
 for SEG in 1 2; do
     D=$WORK/seg$SEG
@@ -81,11 +82,14 @@ SECTION=$(cat <<MD
 ## Latency behind live in the browser
 
 Command: \`bench/latency.sh $SAMPLE\` ($(date -u +%Y-%m-%d), $(nproc) cores, $CPU; Chromium
-$(/usr/bin/chromium --version 2>/dev/null | awk '{print $2}'), hls.js 1.7.4 with default live settings).
+$(/usr/bin/chromium --version 2>/dev/null | awk '{print $2}'), hls.js 1.7.4 with liveSyncDurationCount 3 (its default);
+load average $LOAD at the start, from other jobs sharing the machine).
 ffmpeg pushes 1280x720 at 2 Mbit/s (x264 veryfast, zerolatency, keyframe every segment) into
 \`hlswarm run\`; the verifying watch page plays it in headless Chromium on the same machine: two
 viewers at once, one with peer-assisted playback off (\`?p2p=0\`: plain hls.js with the verifying
-loaders), one on (the default page, through p2p-media-loader; alone in its swarm, a lone viewer).
+loaders), one on (the default page, through p2p-media-loader; alone in its swarm, a lone viewer,
+which also plays at 1.1x while more than 1.5 target durations behind live: hls.js by itself does
+not catch up, and starts 3 target durations behind).
 Samples every 250 ms over ${SAMPLE} s, after 15 s of playback. *hls.js* is hls.js's own measure
 (live edge minus playhead); *wall* is now minus the program date-time of the frame playing. The
 node stamps program date-times from the stream's own timestamps, anchored to when its first
