@@ -1,0 +1,288 @@
+//! `tracker-load`: WebTorrent tracker load generator. Opens `--peers` WebSocket connections to one
+//! tracker (each a simulated peer in one of `--swarms` swarms), has each announce once
+//! (`event: started`), then runs every peer in a closed loop for `--secs` seconds: announce with
+//! one offer and `numwant: 1` (so the tracker relays one offer per announce, as it does for
+//! p2p-media-loader), wait for the tracker's announce reply, repeat. Relayed offers that arrive
+//! are read and counted, never answered.
+//!
+//! Prints one JSON line: peers connected, announces answered per second in the steady phase, the
+//! tracker's RSS (VmRSS after the connect phase and at the end, VmHWM) and the CPU seconds the
+//! tracker and this generator used in the steady phase, so it shows which side was the limit.
+//!
+//! Everything is bounded: the number of connections, the connect phase (`--connect-timeout-s`),
+//! the steady phase (`--secs`), each wait for a reply (10 s), and the whole run.
+//!
+//! ```text
+//! tracker-load --url ws://127.0.0.1:8000/tracker --pid 1234 --peers 10000 --swarms 100 --secs 20
+//! ```
+//! bench/tracker.sh drives it.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use tokio::sync::Semaphore;
+use tokio_tungstenite::tungstenite::Message;
+
+const REPLY_TIMEOUT: Duration = Duration::from_secs(10);
+/// A small but SDP-shaped offer, the same for every announce.
+const SDP: &str = "v=0\r\no=- 4611731400430051336 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\na=group:BUNDLE 0\r\n\
+a=msid-semantic: WMS\r\nm=application 9 UDP/DTLS/SCTP webrtc-datachannel\r\nc=IN IP4 0.0.0.0\r\n\
+a=ice-ufrag:bench\r\na=ice-pwd:benchbenchbenchbenchbench\r\na=fingerprint:sha-256 00:11:22:33\r\n\
+a=setup:actpass\r\na=mid:0\r\na=sctp-port:5000\r\na=max-message-size:262144\r\n";
+
+struct Args {
+    url: String,
+    pid: u32,
+    peers: usize,
+    swarms: usize,
+    secs: u64,
+    connect_timeout: Duration,
+    concurrency: usize,
+}
+
+fn parse_args() -> Result<Args, String> {
+    let mut a = Args {
+        url: String::new(),
+        pid: 0,
+        peers: 10_000,
+        swarms: 100,
+        secs: 20,
+        connect_timeout: Duration::from_secs(120),
+        concurrency: 256,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(k) = it.next() {
+        let v = it.next().ok_or(format!("{k} needs a value"))?;
+        let num = |v: &str| v.parse::<u64>().map_err(|_| format!("bad {k}: {v}"));
+        match k.as_str() {
+            "--url" => a.url = v,
+            "--pid" => a.pid = num(&v)? as u32,
+            "--peers" => a.peers = num(&v)? as usize,
+            "--swarms" => a.swarms = num(&v)?.max(1) as usize,
+            "--secs" => a.secs = num(&v)?,
+            "--connect-timeout-s" => a.connect_timeout = Duration::from_secs(num(&v)?),
+            "--concurrency" => a.concurrency = num(&v)?.max(1) as usize,
+            _ => return Err(format!("unknown argument {k}")),
+        }
+    }
+    if a.url.is_empty() || a.pid == 0 {
+        return Err("--url and --pid are required".into());
+    }
+    if a.peers == 0 || a.peers > 50_000 || a.secs == 0 || a.secs > 600 {
+        return Err("--peers must be 1..=50000 and --secs 1..=600".into());
+    }
+    Ok(a)
+}
+
+/// A 20-character id, one ASCII character per byte, from a prefix and a number.
+fn id20(prefix: &str, n: usize) -> String {
+    format!("{prefix}{n:0>width$}", width = 20 - prefix.len())
+}
+
+fn proc_status_kib(pid: u32, key: &str) -> u64 {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    s.lines()
+        .find(|l| l.starts_with(key))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+/// utime + stime of a process, in clock ticks.
+fn cpu_ticks(pid: &str) -> u64 {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name (in parentheses, may contain spaces) start at field 3
+    // (state); utime and stime are fields 14 and 15.
+    let rest = s.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let field = |n: usize| f.get(n - 3).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+    field(14) + field(15)
+}
+
+#[derive(Default)]
+struct Counters {
+    connected: AtomicU64,
+    announces: AtomicU64,
+    offers_relayed: AtomicU64,
+    errors: AtomicU64,
+}
+
+struct Peer {
+    info_hash: String,
+    peer_id: String,
+}
+
+impl Peer {
+    fn announce(&self, n: u64, started: bool) -> String {
+        let mut m = json!({
+            "action": "announce",
+            "info_hash": self.info_hash,
+            "peer_id": self.peer_id,
+            "numwant": 1,
+            "uploaded": 0,
+            "downloaded": 0,
+            "left": 0,
+            "offers": [{ "offer": { "type": "offer", "sdp": SDP }, "offer_id": id20("o", n as usize % 1_000_000_000) }],
+        });
+        if started {
+            m["event"] = "started".into();
+        }
+        m.to_string()
+    }
+}
+
+type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// Wait for this peer's announce reply, counting relayed offers on the way.
+async fn reply(ws: &mut Ws, c: &Counters) -> Result<(), String> {
+    loop {
+        let msg = tokio::time::timeout(REPLY_TIMEOUT, ws.next())
+            .await
+            .map_err(|_| "reply timeout".to_string())?
+            .ok_or("closed")?
+            .map_err(|e| e.to_string())?;
+        let Message::Text(t) = msg else { continue };
+        let v: Value = serde_json::from_str(&t).map_err(|e| e.to_string())?;
+        if v.get("failure reason").is_some() {
+            return Err(format!("tracker refused: {v}"));
+        }
+        if v.get("offer").is_some() {
+            c.offers_relayed.fetch_add(1, Ordering::Relaxed);
+            continue;
+        }
+        if v.get("action").and_then(Value::as_str) == Some("announce") {
+            return Ok(());
+        }
+    }
+}
+
+fn main() {
+    let args = match parse_args() {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("tracker-load: {e}");
+            std::process::exit(64);
+        }
+    };
+    // One worker thread: the generator takes at most one of the machine's cores.
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    let out = rt.block_on(run(args));
+    println!("{out}");
+}
+
+async fn run(a: Args) -> Value {
+    let c = Arc::new(Counters::default());
+    let go = Arc::new(tokio::sync::Notify::new());
+    let stop = Arc::new(AtomicBool::new(false));
+    let limit = Arc::new(Semaphore::new(a.concurrency));
+    let connect_start = Instant::now();
+    let (ready_tx, mut ready_rx) = tokio::sync::mpsc::channel::<()>(a.peers);
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..a.peers {
+        let peer = Peer {
+            info_hash: id20("bench-swarm-", i % a.swarms),
+            peer_id: id20("-BENCH-", i),
+        };
+        let (c, go, stop, limit, url, ready) = (
+            Arc::clone(&c),
+            Arc::clone(&go),
+            Arc::clone(&stop),
+            Arc::clone(&limit),
+            a.url.clone(),
+            ready_tx.clone(),
+        );
+        tasks.spawn(async move {
+            let ws = {
+                let _permit = limit.acquire().await.ok()?;
+                let (mut ws, _) = tokio::time::timeout(
+                    REPLY_TIMEOUT,
+                    tokio_tungstenite::connect_async_with_config(url, None, true),
+                )
+                .await
+                .ok()?
+                .ok()?;
+                ws.send(Message::text(peer.announce(0, true))).await.ok()?;
+                reply(&mut ws, &c).await.ok()?;
+                ws
+            };
+            c.connected.fetch_add(1, Ordering::Relaxed);
+            let notified = go.notified();
+            let _ = ready.send(()).await;
+            notified.await;
+            let mut ws = ws;
+            let mut n = 1u64;
+            while !stop.load(Ordering::Relaxed) {
+                if ws.send(Message::text(peer.announce(n, false))).await.is_err() {
+                    c.errors.fetch_add(1, Ordering::Relaxed);
+                    break;
+                }
+                match reply(&mut ws, &c).await {
+                    Ok(()) if !stop.load(Ordering::Relaxed) => {
+                        c.announces.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Ok(()) => {}
+                    Err(_) => {
+                        c.errors.fetch_add(1, Ordering::Relaxed);
+                        break;
+                    }
+                }
+                n += 1;
+            }
+            let _ = tokio::time::timeout(Duration::from_secs(2), ws.close(None)).await;
+            Some(())
+        });
+    }
+    drop(ready_tx);
+    // Connect phase: until every peer has announced once, all connect attempts ended, or the limit.
+    let deadline = tokio::time::Instant::now() + a.connect_timeout;
+    let mut ready = 0;
+    while ready < a.peers {
+        match tokio::time::timeout_at(deadline, ready_rx.recv()).await {
+            Ok(Some(())) => ready += 1,
+            Ok(None) | Err(_) => break,
+        }
+    }
+    let connect_s = connect_start.elapsed().as_secs_f64();
+    let rss_idle = proc_status_kib(a.pid, "VmRSS:");
+    let pid = a.pid.to_string();
+    let (srv0, gen0) = (cpu_ticks(&pid), cpu_ticks("self"));
+    let steady = Instant::now();
+    go.notify_waiters();
+    tokio::time::sleep(Duration::from_secs(a.secs)).await;
+    let announces = c.announces.load(Ordering::Relaxed);
+    let secs = steady.elapsed().as_secs_f64();
+    let (srv1, gen1) = (cpu_ticks(&pid), cpu_ticks("self"));
+    let rss_load = proc_status_kib(a.pid, "VmRSS:");
+    let hwm = proc_status_kib(a.pid, "VmHWM:");
+    stop.store(true, Ordering::Relaxed);
+    // Let the peers finish their last round trip (bounded), then drop the rest.
+    let _ = tokio::time::timeout(Duration::from_secs(15), async {
+        while tasks.join_next().await.is_some() {}
+    })
+    .await;
+    tasks.abort_all();
+    let tck = 100.0; // USER_HZ on Linux
+    json!({
+        "peers": a.peers,
+        "swarms": a.swarms,
+        "connected": c.connected.load(Ordering::Relaxed),
+        "connect_s": (connect_s * 100.0).round() / 100.0,
+        "steady_s": (secs * 100.0).round() / 100.0,
+        "announces": announces,
+        "per_sec": (announces as f64 / secs).round(),
+        "offers_relayed": c.offers_relayed.load(Ordering::Relaxed),
+        "errors": c.errors.load(Ordering::Relaxed),
+        "rss_idle_kib": rss_idle,
+        "rss_load_kib": rss_load,
+        "hwm_kib": hwm,
+        "server_cpu_s": (srv1 - srv0) as f64 / tck,
+        "generator_cpu_s": (gen1 - gen0) as f64 / tck,
+    })
+}
