@@ -69,6 +69,10 @@ const QUIET_POLL: Duration = Duration::from_secs(3);
 const PROVIDER_LOOKUP: Duration = Duration::from_secs(20);
 /// Most HTTP origins and peers remembered per stream.
 const MAX_ORIGINS: usize = 8;
+/// Most peers whose "have" is remembered per stream.
+const MAX_HAVES: usize = 1024;
+/// Blobs read from disk for peers at once (each read holds the whole blob in memory).
+const MAX_DISK_READS: usize = 8;
 
 #[derive(NetworkBehaviour)]
 struct Behaviour {
@@ -297,6 +301,8 @@ pub async fn start(
         uploads: HashMap::new(),
         upload_count: HashMap::new(),
         upload_recent: HashMap::new(),
+        disk_reads: 0,
+        ticks: 0,
         outbound: HashMap::new(),
         peer_load: HashMap::new(),
         http_inflight: 0,
@@ -441,6 +447,8 @@ struct Node {
     upload_count: HashMap<Hash, usize>,
     /// Start times of this node's recent uploads of each blob (within `UPLOAD_WINDOW`).
     upload_recent: HashMap<Hash, Vec<Instant>>,
+    disk_reads: usize,
+    ticks: u64,
     /// Outbound requests: id -> (stream, blob or None for Latest, peer).
     outbound: HashMap<OutboundRequestId, (StreamId, Option<Hash>, PeerId)>,
     peer_load: HashMap<PeerId, usize>,
@@ -679,7 +687,9 @@ impl Node {
         };
         match gossip {
             Gossip::Have(seq) => {
-                if let (Some(src), Some(c)) = (m.source, self.streams.get_mut(&stream)) {
+                if let (Some(src), Some(c)) = (m.source, self.streams.get_mut(&stream))
+                    && (c.haves.len() < MAX_HAVES || c.haves.contains_key(&src))
+                {
                     let h = c.haves.entry(src).or_insert(seq);
                     *h = (*h).max(seq);
                 }
@@ -830,7 +840,6 @@ impl Node {
                         });
                     }
                     (Some(hash), Response::Busy) => {
-                        SwarmMetrics::add(&self.metrics().busy_replies, 1);
                         let origin = self.streams.get(&stream).and_then(|c| c.origin) == Some(peer);
                         let backoff = if origin { ORIGIN_BUSY_BACKOFF } else { BUSY_BACKOFF };
                         self.release(stream, hash, Some((peer, backoff)));
@@ -949,14 +958,17 @@ impl Node {
                     return;
                 };
                 let now = Instant::now();
+                let cached = self.catalog.cache().get(&hash).map(|(_, b)| b);
                 let recent = self.upload_recent.entry(hash).or_default();
                 recent.retain(|t| now.duration_since(*t) < UPLOAD_WINDOW);
                 let slots = self.upload_count.get(&hash).copied().unwrap_or(0);
                 if slots >= self.cfg.upload_slots
                     || recent.len() >= self.cfg.upload_slots
                     || self.uploads.len() >= MAX_UPLOADS
+                    || (cached.is_none() && self.disk_reads >= MAX_DISK_READS)
                 {
                     tracing::trace!(%peer, %hash, "busy");
+                    SwarmMetrics::add(&self.metrics().busy_replies, 1);
                     let _ = self.swarm.behaviour_mut().fetch.send_response(channel, Response::Busy);
                     return;
                 }
@@ -964,12 +976,13 @@ impl Node {
                 self.uploads.insert(request_id, hash);
                 *self.upload_count.entry(hash).or_default() += 1;
                 let flip = self.misbehave.flip;
-                if let Some((_, bytes)) = self.catalog.cache().get(&hash) {
+                if let Some(bytes) = cached {
                     let resp = blob_response(bytes.to_vec(), flip);
                     self.count_upload(&resp);
                     let _ = self.swarm.behaviour_mut().fetch.send_response(channel, resp);
                     return;
                 }
+                self.disk_reads += 1;
                 let tx = self.tx.clone();
                 let dir = view.dir.join(manifest_signer::store::SEGMENT_DIR);
                 tokio::task::spawn_blocking(move || {
@@ -1004,6 +1017,7 @@ impl Node {
     fn on_internal(&mut self, msg: Internal) {
         match msg {
             Internal::Serve(channel, resp) => {
+                self.disk_reads = self.disk_reads.saturating_sub(1);
                 self.count_upload(&resp);
                 let _ = self.swarm.behaviour_mut().fetch.send_response(channel, resp);
             }
@@ -1128,10 +1142,15 @@ impl Node {
                 self.swarm.behaviour_mut().blocked.unblock_peer(p);
             }
         }
+        self.ticks += 1;
         let streams: Vec<StreamId> = self.streams.keys().copied().collect();
         for id in streams {
             if self.own == Some(id) {
                 continue;
+            }
+            if self.ticks.is_multiple_of(50) {
+                // Wants of manifests superseded while nobody could deliver them.
+                self.drop_stale_wants(id);
             }
             let Some(c) = self.streams.get_mut(&id) else { continue };
             if c.last_lookup.is_none_or(|t| now.duration_since(t) >= PROVIDER_LOOKUP) {
