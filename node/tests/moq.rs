@@ -301,7 +301,8 @@ async fn a_tampered_segment_from_a_rogue_publisher_is_refused() {
         let Ok(r) = reqwest::get(&manifest_url).await else {
             return false;
         };
-        let Ok(m) = r.json::<serde_json::Value>().await else {
+        let Ok(body) = r.bytes().await else { return false };
+        let Ok(m) = serde_json::from_slice::<serde_json::Value>(&body) else {
             return false;
         };
         m["renditions"][0]["segments"].as_array().is_some_and(|s| s.len() >= 2)
@@ -333,7 +334,7 @@ async fn a_tampered_segment_from_a_rogue_publisher_is_refused() {
     let origin = moq_tokio::origin::spawn();
     let b = origin.create_broadcast(node.stream_id.as_str()).unwrap();
     let manifest = b.create_track("manifest", None).unwrap();
-    let mut rendition = b.create_track("rendition/source", None).unwrap();
+    let rendition = b.create_track("rendition/source", None).unwrap();
     b.announce(Default::default()).unwrap();
     let client = node::moq::serve::client_config(true, &[])
         .init(moq_tokio::quic::Config::default())

@@ -72,12 +72,9 @@ pub async fn run(args: MoqWatchArgs) -> anyhow::Result<ExitCode> {
         }
     };
     let _ = stop_tx.send(true);
-    match tokio::time::timeout(Duration::from_secs(5), task).await {
-        Ok(Ok(Err(e))) => {
-            eprintln!("error: {e:#}");
-            return Ok(ExitCode::FAILURE);
-        }
-        Ok(_) | Err(_) => {}
+    if let Ok(Ok(Err(e))) = tokio::time::timeout(Duration::from_secs(5), task).await {
+        eprintln!("error: {e:#}");
+        return Ok(ExitCode::FAILURE);
     }
     Ok(code)
 }
