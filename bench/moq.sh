@@ -12,9 +12,19 @@ cd "$(dirname "$0")/.."
 ROOT=$(pwd)
 N=${1:-40}
 scripts/setup.sh --test >/dev/null
-cargo build --release --bin hlswarm --example http-watch -q -p node
-B=$ROOT/target/release/hlswarm
-HW=$ROOT/target/release/examples/http-watch
+# BENCH_TARGET_DIR: use binaries already built there (debug or release) instead of building.
+if [ -n "${BENCH_TARGET_DIR:-}" ]; then
+    B=$BENCH_TARGET_DIR/hlswarm
+    HW=$BENCH_TARGET_DIR/examples/http-watch
+    BUILD="binaries from $(basename "$BENCH_TARGET_DIR") build"
+    CMD="BENCH_TARGET_DIR=target/$(basename "$BENCH_TARGET_DIR") bench/moq.sh $N"
+else
+    cargo build --release --bin hlswarm --example http-watch -q -p node
+    B=$ROOT/target/release/hlswarm
+    HW=$ROOT/target/release/examples/http-watch
+    BUILD="release build"
+    CMD="bench/moq.sh $N"
+fi
 RELAY=$(command -v moq-relay || echo "${CARGO_HOME:-$HOME/.cargo}/bin/moq-relay")
 
 # shellcheck source=bench/lib.sh
@@ -88,21 +98,23 @@ python3 bench/section.py docs/BENCHMARKS.md moq <<MD
 Goal: p95 ≤ 50 ms through the relay on loopback. Last run: **$GOAL** (p95 $RELAY_P95 ms).
 
 \`\`\`sh
-bench/moq.sh $N
+$CMD
 \`\`\`
 
 | path | segments | p50 ms | p95 ms | max ms | refused |
 |---|---|---|---|---|---|
 $ROWS
-$(date -u +%Y-%m-%d), $(nproc) cores, $CPU. ffmpeg pushes 1280x720 at 2 Mbit/s (x264 veryfast,
+$(date -u +%Y-%m-%d), $(nproc) cores, $CPU, hlswarm $BUILD. ffmpeg pushes 1280x720 at 2 Mbit/s (x264 veryfast,
 zerolatency, a keyframe every second) into \`hlswarm run --segment-seconds 1\`, which publishes to a
 \`moq-relay\` on loopback; all four subscribers follow the same stream at the same time. *Delay* is
 the subscriber's clock at verified arrival (manifest signature and chain checked, segment BLAKE3
 checked) minus \`time_ms\` of the first manifest listing the segment that the subscriber saw; the
 first two segments of each subscriber are left out (they may predate the subscription). HTTP
 polling (the \`http-watch\` example, node/examples) fetches \`manifest.json\` with \`If-None-Match\`
-at a fixed interval, then the new segment: its delay is about half the interval plus two round
-trips, and a lower bound whenever a poll skipped a manifest. MoQ pushes the manifest and then the
-segment's group as soon as they are signed.
+at a fixed interval, then the new segment: its delay is on average half the interval plus two
+round trips, and a lower bound whenever a poll skipped a manifest. A poll period equal to the
+segment duration phase-locks with the signer, so its delay is nearly constant within a run but
+lands anywhere from 0 to 1000 ms from run to run. MoQ pushes the manifest and then the segment's
+group as soon as they are signed.
 MD
 echo "wrote docs/BENCHMARKS.md (moq section)"

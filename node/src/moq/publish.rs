@@ -65,7 +65,10 @@ impl Publisher {
         tokio::pin!(stop);
         loop {
             tokio::select! {
-                _ = &mut stop => return Ok(()),
+                _ = &mut stop => {
+                    self.finish();
+                    return Ok(());
+                }
                 update = updates.recv() => match update {
                     Ok(view) => self.publish(&view).await,
                     Err(RecvError::Lagged(n)) => {
@@ -77,6 +80,19 @@ impl Publisher {
                     Err(RecvError::Closed) => return Ok(()),
                 },
             }
+        }
+    }
+
+    /// End every track and broadcast cleanly (subscribers see the end, not an error).
+    fn finish(&mut self) {
+        for (_, p) in self.streams.drain() {
+            for t in [&p.announce, &p.manifest, &p.catalog]
+                .into_iter()
+                .chain(p.renditions.values().map(|r| &r.track))
+            {
+                let _ = t.finish();
+            }
+            p._broadcast.close();
         }
     }
 
