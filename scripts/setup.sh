@@ -47,6 +47,17 @@ echo "== web client (npm ci, npm run build)"
     npm run --silent build
 )
 
+# The MoQ tests and bench (node/tests/moq.rs, bench/moq.sh) run a real moq-relay. Built from
+# source only when missing (about 11 minutes on 2 cores); `--locked` fails for this version (its
+# lockfile names a crate version the registry lacks), so it is not used.
+if [ "${1:-}" = "--test" ]; then
+    cargo_bin="${CARGO_HOME:-$HOME/.cargo}/bin"
+    if ! command -v moq-relay >/dev/null && [ ! -x "$cargo_bin/moq-relay" ]; then
+        echo "== moq-relay 0.17.10 (cargo install, once)"
+        cargo install moq-relay --version 0.17.10 --quiet
+    fi
+fi
+
 # The tracker interop check (node/tests/tracker.rs): the npm bittorrent-tracker client and
 # node-datachannel, pinned by tracker/interop/package-lock.json.
 if [ "${1:-}" = "--test" ]; then

@@ -39,6 +39,34 @@ pub enum Command {
     Verify(VerifyArgs),
     /// Run only the WebTorrent tracker (WebSocket at ws://ADDR/ and ws://ADDR/tracker).
     Tracker(TrackerArgs),
+    /// Follow a stream over MoQ and print each verified segment with its delay since signing.
+    MoqWatch(MoqWatchArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct MoqWatchArgs {
+    /// A relay or node URL ending in the stream id, e.g. https://relay.example/<stream_id>
+    /// (WebTransport; `http://` fetches a self-signed relay's fingerprint first, `ws://` is the
+    /// WebSocket fallback).
+    pub url: String,
+    /// The stream id, when the URL does not end in it.
+    #[arg(long)]
+    pub stream: Option<String>,
+    /// A JWT for the relay (sent as the `jwt` query parameter).
+    #[arg(long, env = "HLSWARM_MOQ_JWT")]
+    pub jwt: Option<String>,
+    /// Skip TLS verification (every object is still verified against the stream's signature).
+    #[arg(long)]
+    pub tls_insecure: bool,
+    /// Pin the server certificate by SHA-256 fingerprint (hex; repeatable).
+    #[arg(long)]
+    pub tls_fingerprint: Vec<String>,
+    /// Exit after this many verified segments.
+    #[arg(long)]
+    pub count: Option<u64>,
+    /// Exit with failure after this many seconds.
+    #[arg(long)]
+    pub timeout: Option<u64>,
 }
 
 #[derive(Debug, Args)]
@@ -158,6 +186,21 @@ pub struct RunArgs {
     /// Needs ffmpeg with libx264 and aac. Default: none (no transcoding).
     #[arg(long, env = "HLSWARM_LADDER")]
     pub ladder: Option<String>,
+    /// MoQ listen address: QUIC/WebTransport on UDP, WebSocket fallback on TCP. Default 0.0.0.0:4443.
+    #[arg(long, env = "HLSWARM_MOQ")]
+    pub moq: Option<std::net::SocketAddr>,
+    /// Run without the MoQ server and relay link.
+    #[arg(long)]
+    pub no_moq: bool,
+    /// A moq-relay to publish every stream to (https://, http://, moqt://).
+    #[arg(long, env = "HLSWARM_MOQ_RELAY")]
+    pub moq_relay: Option<String>,
+    /// JWT for the moq-relay.
+    #[arg(long, env = "HLSWARM_MOQ_RELAY_JWT")]
+    pub moq_relay_jwt: Option<String>,
+    /// Skip TLS verification of the moq-relay (what is published is signed either way).
+    #[arg(long)]
+    pub moq_relay_insecure: bool,
     /// libp2p listen multiaddr (repeatable). Default /ip4/0.0.0.0/tcp/4001 and
     /// /ip4/0.0.0.0/udp/4001/quic-v1.
     #[arg(long, value_name = "MULTIADDR")]
@@ -185,6 +228,14 @@ pub struct SeedArgs {
     /// Also run RTMP ingest (off by default for a seeder).
     #[arg(long)]
     pub with_rtmp: bool,
+    /// Also take a stream from MoQ: a relay or node URL ending in the stream id
+    /// (https://relay.example/anon/<stream id>). Every object is verified before it is stored
+    /// and served. Repeatable.
+    #[arg(long, value_name = "URL")]
+    pub moq_source: Vec<String>,
+    /// Skip TLS verification of MoQ sources (the content is verified either way).
+    #[arg(long)]
+    pub moq_source_insecure: bool,
     #[command(flatten)]
     pub run: RunArgs,
 }

@@ -24,6 +24,8 @@ pub struct Config {
     pub stream: StreamConfig,
     pub tracker: TrackerSection,
     pub swarm: SwarmConfig,
+    /// `[moq]`: the MoQ server and relay link (node/src/moq).
+    pub moq: crate::moq::MoqConfig,
 }
 
 /// `[swarm]`: the libp2p swarm through which nodes carry each other's streams.
@@ -248,6 +250,29 @@ impl Config {
         if a.no_mdns {
             self.swarm.mdns = false;
         }
+        self.apply_moq(a);
+    }
+
+    /// `--moq`, `--no-moq`, `--moq-relay*`.
+    fn apply_moq(&mut self, a: &RunArgs) {
+        if let Some(l) = a.moq {
+            self.moq.listen = l;
+        }
+        if a.no_moq {
+            self.moq.enabled = false;
+        }
+        if let Some(url) = &a.moq_relay {
+            let relay = self.moq.relay.get_or_insert_with(Default::default);
+            relay.url = url.clone();
+        }
+        if let Some(relay) = self.moq.relay.as_mut() {
+            if a.moq_relay_jwt.is_some() {
+                relay.jwt = a.moq_relay_jwt.clone();
+            }
+            if a.moq_relay_insecure {
+                relay.tls_insecure = true;
+            }
+        }
     }
 
     fn check(&self) -> anyhow::Result<()> {
@@ -277,6 +302,7 @@ impl Config {
             s.fetch_concurrency >= 1 && s.upload_slots >= 1 && s.max_connections >= 1,
             "swarm.fetch_concurrency, upload_slots and max_connections must be at least 1"
         );
+        self.moq.check()?;
         if let Some(url) = &self.http.public_url {
             anyhow::ensure!(
                 url.starts_with("http://") || url.starts_with("https://"),
@@ -328,6 +354,9 @@ mod tests {
         assert_eq!(cfg.tracker.limits, def.tracker.limits);
         assert_eq!(cfg.swarm.listen, def.swarm.listen);
         assert_eq!(cfg.swarm.upload_slots, def.swarm.upload_slots);
+        assert_eq!(cfg.moq.enabled, def.moq.enabled);
+        assert_eq!(cfg.moq.listen, def.moq.listen);
+        assert_eq!(cfg.moq.websocket, def.moq.websocket);
         cfg.check().expect("the example config is valid");
     }
 

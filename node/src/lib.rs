@@ -7,6 +7,7 @@ mod http;
 mod keygen;
 pub mod logging;
 pub mod metrics;
+pub mod moq;
 pub mod replica;
 mod run;
 mod seed;
@@ -30,6 +31,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Command::Sign(args) => sign::run(&cli.data_dir, args).await,
             Command::Verify(args) => verify::run(&cli.data_dir, args).await,
             Command::Tracker(args) => tracker::run(args).await,
+            Command::MoqWatch(args) => moq::watch::run(args).await,
         }
     })
 }

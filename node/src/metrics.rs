@@ -59,7 +59,12 @@ pub enum FailureSource {
     /// A signed object or blob that a peer (swarm, HTTP origin, MoQ) sent and that failed
     /// verification.
     Peer,
+    /// An object received over MoQ (see also `hlswarm_moq_refused_total` by reason).
+    Moq,
 }
+
+/// Reasons an object received over MoQ is refused (`moq::follow::Refusal::reason`).
+const MOQ_REASONS: [&str; 6] = ["manifest", "announce", "hash", "shape", "unlisted", "malformed"];
 
 #[derive(Debug, Default)]
 pub struct Metrics {
@@ -73,6 +78,13 @@ pub struct Metrics {
     verify_fail_chain: AtomicU64,
     verify_fail_peer: AtomicU64,
     pub swarm: SwarmMetrics,
+    verify_fail_moq: AtomicU64,
+    moq_refused: [AtomicU64; 6],
+    moq_bytes_out: AtomicU64,
+    moq_segments_out: AtomicU64,
+    moq_sessions: std::sync::atomic::AtomicI64,
+    moq_relay_up: AtomicU64,
+    moq_relay_connects: AtomicU64,
 }
 
 /// The libp2p swarm's counters.
@@ -178,8 +190,36 @@ impl Metrics {
             FailureSource::Disk => &self.verify_fail_disk,
             FailureSource::Chain => &self.verify_fail_chain,
             FailureSource::Peer => &self.verify_fail_peer,
+            FailureSource::Moq => &self.verify_fail_moq,
         }
         .fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// An object received over MoQ was refused for `reason`.
+    pub fn moq_refused(&self, reason: &str) {
+        self.verification_failure(FailureSource::Moq);
+        let i = MOQ_REASONS
+            .iter()
+            .position(|r| *r == reason)
+            .unwrap_or(MOQ_REASONS.len() - 1);
+        self.moq_refused[i].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Bytes (and segments) written into MoQ tracks.
+    pub fn moq_published(&self, bytes: u64, segments: u64) {
+        self.moq_bytes_out.fetch_add(bytes, Ordering::Relaxed);
+        self.moq_segments_out.fetch_add(segments, Ordering::Relaxed);
+    }
+
+    pub fn moq_session(&self, delta: i64) {
+        self.moq_sessions.fetch_add(delta, Ordering::Relaxed);
+    }
+
+    pub fn moq_relay_connected(&self, up: bool) {
+        self.moq_relay_up.store(u64::from(up), Ordering::Relaxed);
+        if up {
+            self.moq_relay_connects.fetch_add(1, Ordering::Relaxed);
+        }
     }
 
     /// Total body bytes sent over HTTP.
@@ -259,6 +299,38 @@ impl Metrics {
             "hlswarm_verification_failures_total{{source=\"peer\"}} {}",
             g(&self.verify_fail_peer)
         );
+        let _ = writeln!(
+            o,
+            "hlswarm_verification_failures_total{{source=\"moq\"}} {}",
+            g(&self.verify_fail_moq)
+        );
+        o.push_str("# HELP hlswarm_moq_refused_total Objects received over MoQ and refused, by reason.\n");
+        o.push_str("# TYPE hlswarm_moq_refused_total counter\n");
+        for (i, r) in MOQ_REASONS.iter().enumerate() {
+            let _ = writeln!(
+                o,
+                "hlswarm_moq_refused_total{{reason=\"{r}\"}} {}",
+                g(&self.moq_refused[i])
+            );
+        }
+        o.push_str("# HELP hlswarm_moq_published_bytes_total Bytes written into MoQ tracks (before fan-out).\n");
+        o.push_str("# TYPE hlswarm_moq_published_bytes_total counter\n");
+        let _ = writeln!(o, "hlswarm_moq_published_bytes_total {}", g(&self.moq_bytes_out));
+        o.push_str("# HELP hlswarm_moq_published_segments_total Segments written into MoQ tracks.\n");
+        o.push_str("# TYPE hlswarm_moq_published_segments_total counter\n");
+        let _ = writeln!(o, "hlswarm_moq_published_segments_total {}", g(&self.moq_segments_out));
+        o.push_str("# HELP hlswarm_moq_sessions MoQ sessions served now.\n# TYPE hlswarm_moq_sessions gauge\n");
+        let _ = writeln!(
+            o,
+            "hlswarm_moq_sessions {}",
+            self.moq_sessions.load(Ordering::Relaxed).max(0)
+        );
+        o.push_str("# HELP hlswarm_moq_relay_up 1 while the node publishes to its moq-relay.\n");
+        o.push_str("# TYPE hlswarm_moq_relay_up gauge\n");
+        let _ = writeln!(o, "hlswarm_moq_relay_up {}", g(&self.moq_relay_up));
+        o.push_str("# HELP hlswarm_moq_relay_connects_total Sessions established with the moq-relay.\n");
+        o.push_str("# TYPE hlswarm_moq_relay_connects_total counter\n");
+        let _ = writeln!(o, "hlswarm_moq_relay_connects_total {}", g(&self.moq_relay_connects));
         o.push_str("# HELP hlswarm_viewers Viewers seen in the last 30 s, by stream.\n");
         o.push_str("# TYPE hlswarm_viewers gauge\n");
         for (id, n) in viewers {

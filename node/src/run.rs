@@ -30,7 +30,7 @@ const STREAM: &str = "main";
 const ANNOUNCE_TTL_MS: u64 = 60 * 60 * 1000;
 
 pub async fn run(data_dir: &Path, args: RunArgs) -> anyhow::Result<ExitCode> {
-    node(data_dir, args, Vec::new(), false).await
+    node(data_dir, args, Vec::new(), Vec::new(), false).await
 }
 
 /// `hlswarm seed`: the same node, following other streams; no ingest and no signing unless
@@ -40,18 +40,28 @@ pub async fn seed(data_dir: &Path, args: SeedArgs) -> anyhow::Result<ExitCode> {
     if !args.with_rtmp {
         run.no_rtmp = true;
     }
-    let follows = crate::seed::resolve(&args.sources).await?;
-    node(data_dir, run, follows, !args.with_rtmp).await
+    let mut follows = crate::seed::resolve(&args.sources).await?;
+    let moq_sources = crate::moq::gateway::sources(&args.moq_source, args.moq_source_insecure, &mut follows)?;
+    node(data_dir, run, follows, moq_sources, !args.with_rtmp).await
 }
 
-async fn node(data_dir: &Path, args: RunArgs, follows: Vec<Follow>, seed_only: bool) -> anyhow::Result<ExitCode> {
+async fn node(
+    data_dir: &Path,
+    args: RunArgs,
+    follows: Vec<Follow>,
+    moq_sources: Vec<crate::moq::subscribe::Source>,
+    seed_only: bool,
+) -> anyhow::Result<ExitCode> {
     let cfg = Config::load(data_dir, &args)?;
     let misbehave = match &args.misbehave {
         Some(m) => Misbehave::parse(m).context("--misbehave")?,
         None => Misbehave::default(),
     };
     anyhow::ensure!(
-        follows.is_empty() || cfg.swarm.enabled || follows.iter().any(|f| !f.http.is_empty()),
+        follows.is_empty()
+            || cfg.swarm.enabled
+            || !moq_sources.is_empty()
+            || follows.iter().any(|f| !f.http.is_empty()),
         "seeding needs the swarm or an HTTP origin to follow (a watch URL or a share bundle)"
     );
     let ladder = ingest::parse_ladder(&cfg.rtmp.ladder).context("--ladder")?;
@@ -127,9 +137,13 @@ async fn node(data_dir: &Path, args: RunArgs, follows: Vec<Follow>, seed_only: b
         }
         false => None,
     };
+    // MoQ sources (`seed --moq-source`): MoQ in, verified, into the replica (node/src/moq/gateway.rs).
+    for src in moq_sources {
+        crate::moq::gateway::spawn(src, replica.clone(), metrics.clone(), wait_true(stop_rx.clone()));
+    }
     if swarm.is_none() {
         // Without the swarm, followed streams are mirrored from their HTTP origins.
-        for f in &follows {
+        for f in follows.iter().filter(|f| !f.http.is_empty()) {
             crate::seed::spawn_http_mirror(replica.clone(), f.clone(), wait_true(stop_rx.clone()));
         }
     }
@@ -141,6 +155,16 @@ async fn node(data_dir: &Path, args: RunArgs, follows: Vec<Follow>, seed_only: b
             _ => Vec::new(),
         },
         ..Hints::default()
+    };
+
+    // MoQ (node/src/moq): bound here so the banner prints only what works.
+    let (moq_stop_tx, moq_stop_rx) = watch::channel(false);
+    let (moq, mut moq_task) = match cfg.moq.enabled {
+        true => {
+            let (r, t) = crate::moq::start(&cfg.moq, catalog.clone(), metrics.clone(), moq_stop_rx).await?;
+            (Some(r), Some(t))
+        }
+        false => (None, None),
     };
 
     let secret = match (&cfg.rtmp.stream_key, rtmp.is_some()) {
@@ -174,6 +198,14 @@ async fn node(data_dir: &Path, args: RunArgs, follows: Vec<Follow>, seed_only: b
             println!("  tracker     {url}");
         }
     }
+    if let Some(Some(a)) = moq.as_ref().map(|m| m.quic) {
+        for id in stream_id.iter().chain(follows.iter().map(|f| &f.stream)) {
+            println!("  moq         https://{}:{}/{id}", printable_host(a), a.port());
+        }
+        for f in moq.iter().flat_map(|m| &m.fingerprints) {
+            println!("  moq cert    sha256 {f}");
+        }
+    }
     if let Some(a) = rtmp_addr {
         println!("rtmp listening on {a}");
     }
@@ -184,6 +216,14 @@ async fn node(data_dir: &Path, args: RunArgs, follows: Vec<Follow>, seed_only: b
         println!("p2p peer id {}", s.peer_id);
         for a in s.hint_addrs() {
             println!("p2p listening on {a}");
+        }
+    }
+    if let Some(m) = &moq {
+        if let Some(a) = m.quic {
+            println!("moq listening on {a}");
+        }
+        if let Some(a) = m.websocket {
+            println!("moq websocket listening on {a}");
         }
     }
 
@@ -285,6 +325,12 @@ async fn node(data_dir: &Path, args: RunArgs, follows: Vec<Follow>, seed_only: b
                 failed = true;
                 break;
             }
+            res = join_opt(&mut moq_task), if moq_task.is_some() => {
+                tracing::error!(task = "moq", result = ?res.map(|r| r.map_err(|e| format!("{e:#}"))), "task stopped unexpectedly");
+                moq_task = None;
+                failed = true;
+                break;
+            }
             res = join_opt(&mut ingest_task), if ingest_task.is_some() => {
                 ingest_task = None;
                 match res {
@@ -316,6 +362,12 @@ async fn node(data_dir: &Path, args: RunArgs, follows: Vec<Follow>, seed_only: b
         && tokio::time::timeout(Duration::from_secs(5), t).await.is_err()
     {
         tracing::warn!("swarm did not stop within 5 s");
+    }
+    let _ = moq_stop_tx.send(true);
+    if let Some(t) = moq_task
+        && let Ok(Ok(Err(e))) = tokio::time::timeout(Duration::from_secs(5), t).await
+    {
+        tracing::warn!(error = %e, "MoQ stopped with an error");
     }
     let _ = http_stop_tx.send(true);
     if let Some(t) = http_task {

@@ -32,6 +32,8 @@ pub struct Node {
     pub rtmp: Option<String>,
     /// `http://127.0.0.1:PORT` of the HTTP origin, if it runs.
     pub http: Option<String>,
+    /// `127.0.0.1:PORT` of the MoQ (QUIC) listener, if it runs.
+    pub moq: Option<String>,
     pub stream_id: String,
     lines: mpsc::Receiver<String>,
 }
@@ -69,10 +71,15 @@ impl Node {
             } else {
                 &[]
             })
+            .args(if extra.contains(&"--no-moq") || extra.contains(&"--moq") {
+                &[][..]
+            } else {
+                &["--moq", "127.0.0.1:0"][..]
+            })
             .args(extra)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
-            .env("RUST_LOG", "warn")
+            .env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()))
             .spawn()
             .unwrap();
         let (tx, lines) = mpsc::channel();
@@ -85,9 +92,14 @@ impl Node {
             }
         });
         let want_http = !extra.contains(&"--no-http");
-        let (mut rtmp, mut http, mut id, mut p2p) = (None, None, None, Vec::new());
+        let want_moq = !extra.contains(&"--no-moq");
+        let (mut rtmp, mut http, mut moq, mut id, mut p2p) = (None, None, None, None, Vec::new());
         let deadline = Instant::now() + Duration::from_secs(30);
-        while (want_rtmp && rtmp.is_none()) || (want_http && http.is_none()) || (want_swarm && p2p.is_empty()) {
+        while (want_rtmp && rtmp.is_none())
+            || (want_http && http.is_none())
+            || (want_swarm && p2p.is_empty())
+            || (want_moq && moq.is_none())
+        {
             let left = deadline.saturating_duration_since(Instant::now());
             let line = lines.recv_timeout(left).expect("node prints its addresses");
             if let Some(a) = line.strip_prefix("rtmp listening on ") {
@@ -95,6 +107,9 @@ impl Node {
             }
             if let Some(a) = line.strip_prefix("http listening on ") {
                 http = Some(format!("http://{a}"));
+            }
+            if let Some(a) = line.strip_prefix("moq listening on ") {
+                moq = Some(a.to_string());
             }
             if let Some(i) = line.trim().strip_prefix("stream id") {
                 id = Some(i.trim().to_string());
@@ -111,6 +126,7 @@ impl Node {
             p2p,
             rtmp,
             http,
+            moq,
             stream_id: id.expect("prints the stream id"),
             lines,
         }
