@@ -29,7 +29,7 @@ chmod 755 "$WORK"
 
 # 1. A real signed stream: 12 s of 1280x720 at ~4 Mbit/s, 2 s segments (~1 MB each).
 DATA=$WORK/data
-"$B" --data-dir "$DATA" run --rtmp 127.0.0.1:0 --no-http --no-swarm --stream-key bench >"$WORK/ingest.log" 2>&1 &
+"$B" --data-dir "$DATA" run --rtmp 127.0.0.1:0 --no-http --no-swarm --no-moq --stream-key bench >"$WORK/ingest.log" 2>&1 &
 NODE=$!; PIDS+=("$NODE")
 wait_line "$WORK/ingest.log" "rtmp listening on" 30
 RTMP=$(sed -n 's/^rtmp listening on //p' "$WORK/ingest.log")
@@ -48,7 +48,7 @@ PLAYLIST=source.m3u8
 
 # 2. Both servers over the same directory.
 HP=$(free_port); NP=$(free_port)
-"$B" --data-dir "$DATA" run --no-rtmp --no-swarm --http "127.0.0.1:$HP" >"$WORK/http.log" 2>&1 &
+"$B" --data-dir "$DATA" run --no-rtmp --no-swarm --no-moq --http "127.0.0.1:$HP" >"$WORK/http.log" 2>&1 &
 HL=$!; PIDS+=("$HL")
 wait_line "$WORK/http.log" "http listening on" 30
 mkdir -p "$WORK/nginx/logs"

@@ -102,7 +102,7 @@ KEY=bench-$RANDOM$RANDOM
 start_hlswarm() { # start_hlswarm NAME [--ts]; sets HS_PID, HS_PORT, HS_DIR
     local name=$1; shift
     HS_PORT=$(free_port)
-    "$HLSWARM" --data-dir "$WORK/$name" run --rtmp "127.0.0.1:$HS_PORT" --no-swarm --stream-key "$KEY" "$@" \
+    "$HLSWARM" --data-dir "$WORK/$name" run --rtmp "127.0.0.1:$HS_PORT" --no-swarm --no-moq --stream-key "$KEY" "$@" \
         >"$WORK/$name.out" 2>"$WORK/$name.log" &
     HS_PID=$!
     PIDS+=("$HS_PID")

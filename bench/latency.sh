@@ -23,7 +23,7 @@ ROWS=""
 for SEG in 1 2; do
     D=$WORK/seg$SEG
     mkdir -p "$D"
-    "$B" --data-dir "$D/data" run --rtmp 127.0.0.1:0 --http 127.0.0.1:0 --no-swarm --stream-key bench \
+    "$B" --data-dir "$D/data" run --rtmp 127.0.0.1:0 --http 127.0.0.1:0 --no-swarm --no-moq --stream-key bench \
         --segment-seconds "$SEG" >"$D/node.log" 2>&1 &
     NODE=$!; PIDS+=("$NODE")
     wait_line "$D/node.log" "http listening on" 30

@@ -36,7 +36,7 @@ RUST_LOG=info NO_COLOR=1 "$RELAY" --listen "127.0.0.1:$PORT" --listen-tls-genera
 PIDS+=($!)
 wait_line "$WORK/relay.log" 'listening.*quic' 30
 
-"$B" --data-dir "$WORK/data" run --rtmp 127.0.0.1:0 --http 127.0.0.1:0 --moq 127.0.0.1:0 --stream-key bench \
+"$B" --data-dir "$WORK/data" run --rtmp 127.0.0.1:0 --http 127.0.0.1:0 --moq 127.0.0.1:0 --no-swarm --stream-key bench \
     --segment-seconds 1 --moq-relay "https://localhost:$PORT/" --moq-relay-insecure >"$WORK/node.log" 2>&1 &
 PIDS+=($!)
 wait_line "$WORK/node.log" "moq listening on" 30

@@ -20,7 +20,7 @@ B=${CARGO_TARGET_DIR:-$ROOT/target}/release/hlswarm
 # shellcheck source=bench/lib.sh
 . bench/lib.sh
 
-"$B" --data-dir "$WORK/data" run --rtmp 127.0.0.1:0 --http 127.0.0.1:0 --stream-key bench \
+"$B" --data-dir "$WORK/data" run --rtmp 127.0.0.1:0 --http 127.0.0.1:0 --no-swarm --no-moq --stream-key bench \
     --segment-seconds "$SEG" >"$WORK/node.log" 2>&1 &
 NODE=$!; PIDS+=("$NODE")
 wait_line "$WORK/node.log" "http listening on" 30

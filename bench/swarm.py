@@ -22,7 +22,7 @@ import urllib.request
 LINE = re.compile(r"replicated MANIFEST_ROOT.*?seq=(\d+).*?delay_ms=(\d+)")
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 TICKS = os.sysconf("SC_CLK_TCK")
-LOOPBACK = ["--p2p", "/ip4/127.0.0.1/tcp/0", "--p2p", "/ip4/127.0.0.1/udp/0/quic-v1", "--no-mdns"]
+LOOPBACK = ["--p2p", "/ip4/127.0.0.1/tcp/0", "--p2p", "/ip4/127.0.0.1/udp/0/quic-v1", "--no-mdns", "--no-moq"]
 
 
 class Proc:
@@ -95,7 +95,7 @@ def pct(values, p):
 def run_mode(args, mode, media):
     work = os.path.join(args.work, mode)
     os.makedirs(work)
-    extra = LOOPBACK if mode == "swarm" else ["--no-swarm"]
+    extra = LOOPBACK if mode == "swarm" else ["--no-swarm", "--no-moq"]
     origin = Proc(
         [args.bin, "--data-dir", f"{work}/origin", "run", "--rtmp", "127.0.0.1:0", "--http", "127.0.0.1:0",
          "--stream-key", "bench", "--segment-seconds", "1", *extra],

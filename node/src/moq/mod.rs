@@ -48,7 +48,18 @@ pub async fn start(
     stop: tokio::sync::watch::Receiver<bool>,
 ) -> anyhow::Result<(Running, tokio::task::JoinHandle<anyhow::Result<()>>)> {
     init_crypto();
-    let bound = serve::bind(cfg).await?;
+    let bound = match serve::bind(cfg).await {
+        Ok(b) => b,
+        // Another node on this machine has the port (a seeder beside an origin): a free port
+        // serves as well, and the banner prints the one taken.
+        Err(e) if cfg.listen.port() != 0 => {
+            let mut any = cfg.clone();
+            any.listen.set_port(0);
+            tracing::warn!(listen = %cfg.listen, error = %e, "MoQ port taken; listening on a free port");
+            serve::bind(&any).await?
+        }
+        Err(e) => return Err(e),
+    };
     let running = Running {
         quic: Some(bound.quic),
         websocket: bound.websocket,
