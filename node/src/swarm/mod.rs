@@ -241,7 +241,15 @@ pub async fn start(
 
     let mut pending = HashSet::new();
     for a in &cfg.listen {
-        let addr: Multiaddr = a.parse().with_context(|| format!("swarm listen address {a}"))?;
+        let mut addr: Multiaddr = a.parse().with_context(|| format!("swarm listen address {a}"))?;
+        // libp2p listens with SO_REUSEPORT, so a second node on this machine would share the
+        // port with the first and the kernel would split incoming connections between them.
+        // Probe with a plain socket first.
+        if !port_free(&addr) {
+            let any = any_port(&addr);
+            tracing::warn!(%addr, fallback = %any, "swarm port taken; listening on a free port");
+            addr = any;
+        }
         let id = match swarm.listen_on(addr.clone()) {
             Ok(id) => id,
             Err(e) => {
@@ -338,6 +346,26 @@ pub async fn start(
         listen: listen.clone(),
         node,
     })
+}
+
+/// Whether a plain (non-SO_REUSEPORT) socket can bind `addr`'s IP and TCP or UDP port.
+fn port_free(addr: &Multiaddr) -> bool {
+    use libp2p::multiaddr::Protocol;
+    let mut ip = None;
+    for p in addr.iter() {
+        match p {
+            Protocol::Ip4(a) => ip = Some(std::net::IpAddr::V4(a)),
+            Protocol::Ip6(a) => ip = Some(std::net::IpAddr::V6(a)),
+            Protocol::Tcp(port) if port != 0 => {
+                return ip.is_none_or(|ip| std::net::TcpListener::bind((ip, port)).is_ok());
+            }
+            Protocol::Udp(port) if port != 0 => {
+                return ip.is_none_or(|ip| std::net::UdpSocket::bind((ip, port)).is_ok());
+            }
+            _ => {}
+        }
+    }
+    true
 }
 
 /// `addr` with its TCP or UDP port set to 0.
