@@ -111,6 +111,27 @@ impl MerkleLog {
         it.fold(*first, |acc, left| node_hash(left, &acc))
     }
 
+    /// Root of this log with `extra` leaves appended, leaving the log unchanged: O(extra + log n).
+    /// A replica checks entries it received against a signed root before it keeps them.
+    pub fn root_with(&self, extra: &[Hash]) -> Hash {
+        let mut frontier = self.frontier.clone();
+        for (len, leaf) in (self.leaves.len()..).zip(extra) {
+            let mut size = len;
+            let mut acc = *leaf;
+            while size & 1 == 1 {
+                let Some(left) = frontier.pop() else { break };
+                acc = node_hash(&left, &acc);
+                size >>= 1;
+            }
+            frontier.push(acc);
+        }
+        let mut it = frontier.iter().rev();
+        let Some(first) = it.next() else {
+            return empty_root();
+        };
+        it.fold(*first, |acc, left| node_hash(left, &acc))
+    }
+
     /// Root of the first `size` leaves.
     pub fn root_at(&self, size: u64) -> Result<Hash> {
         let n = self.check_size(size)?;
@@ -339,6 +360,7 @@ mod tests {
             assert_eq!(prefix.root(), l.root_at(size).unwrap(), "size {size}");
         }
         assert_eq!(MerkleLog::new().root(), empty_root());
+        assert_eq!(MerkleLog::new().root_with(&[]), empty_root());
     }
 
     #[test]
@@ -384,5 +406,19 @@ mod tests {
         assert!(l.inclusion_proof(4, 4).is_err());
         assert!(l.inclusion_proof(0, 5).is_err());
         assert!(l.consistency_proof(3, 2).is_err());
+    }
+
+    #[test]
+    fn root_with_equals_appending() {
+        for base in 0..20 {
+            for extra in 0..20 {
+                let prefix = log(base);
+                let whole = log(base + extra);
+                let leaves: Vec<Hash> = (base..base + extra)
+                    .map(|i| leaf_hash(&(i as u64).to_be_bytes()))
+                    .collect();
+                assert_eq!(prefix.root_with(&leaves), whole.root(), "{base}+{extra}");
+            }
+        }
     }
 }

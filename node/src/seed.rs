@@ -10,13 +10,16 @@ use std::time::Duration;
 use anyhow::Context;
 use manifest_signer::{Signed, StreamAnnounce, StreamId};
 
-use crate::replica::{Offered, Replica};
+use crate::replica::{Offered, Replica, Wanted};
 use crate::swarm::Follow;
+use manifest_signer::store::LOG_FILE;
 
 /// Largest signed object fetched over HTTP.
 const MAX_OBJECT_BYTES: usize = 512 * 1024;
 /// How often the HTTP-only mirror polls the origin's manifest.
 const MIRROR_POLL: Duration = Duration::from_millis(500);
+/// Archive blobs the HTTP-only mirror fetches per poll.
+const MIRROR_ARCHIVE_PER_POLL: usize = 8;
 
 #[derive(serde::Deserialize)]
 struct Bundle {
@@ -175,23 +178,40 @@ async fn mirror(replica: Arc<Replica>, f: Follow) {
                 let _ = replica.offer_announce_wire(&f.stream, &a);
             }
             for w in wanted {
-                let url = format!("{base}streams/{}/seg/{}.{}", f.stream, w.hash, w.ext);
-                let Ok(r) = client.get(&url).send().await.and_then(|r| r.error_for_status()) else {
-                    continue;
-                };
-                if r.content_length().is_some_and(|n| n > w.size) {
-                    continue;
+                mirror_blob(&client, &replica, base, f.stream, w).await;
+            }
+            // The archive: the log, checked against the signed root, then a few of the
+            // newest archive blobs per poll (live segments go first).
+            if let Some(need) = replica.log_need(&f.stream) {
+                let url = format!("{base}streams/{}/{LOG_FILE}", f.stream);
+                if let Some(all) = crate::swarm::fetch_http(&client, &url, crate::swarm::MAX_HTTP_LOG_BYTES).await {
+                    let (r2, stream) = (replica.clone(), f.stream);
+                    let res = tokio::task::spawn_blocking(move || {
+                        r2.offer_log(&stream, need.from, crate::swarm::skip_lines(&all, need.from))
+                    })
+                    .await;
+                    if let Ok(Err(e)) = res {
+                        tracing::warn!(%url, code = e.code(), error = %e, "log from origin refused");
+                    }
                 }
-                let Ok(bytes) = r.bytes().await else { continue };
-                let r2 = replica.clone();
-                let (stream, hash) = (f.stream, w.hash);
-                let res = tokio::task::spawn_blocking(move || r2.put_blob(&stream, hash, bytes)).await;
-                if let Ok(Err(e)) = res {
-                    tracing::warn!(%url, code = e.code(), error = %e, "segment from origin refused");
-                }
+            }
+            for (_, w) in replica.archive_wanted(&f.stream, MIRROR_ARCHIVE_PER_POLL) {
+                mirror_blob(&client, &replica, base, f.stream, w).await;
             }
             break;
         }
+    }
+}
+
+async fn mirror_blob(client: &reqwest::Client, replica: &Arc<Replica>, base: &str, stream: StreamId, w: Wanted) {
+    let url = format!("{base}streams/{stream}/seg/{}.{}", w.hash, w.ext);
+    let Some(bytes) = crate::swarm::fetch_http(client, &url, w.size).await else {
+        return;
+    };
+    let (r2, hash) = (replica.clone(), w.hash);
+    let res = tokio::task::spawn_blocking(move || r2.put_blob(&stream, hash, bytes)).await;
+    if let Ok(Err(e)) = res {
+        tracing::warn!(%url, code = e.code(), error = %e, "segment from origin refused");
     }
 }
 

@@ -1,9 +1,11 @@
 //! The swarm as people run it: one origin (`hlswarm run`, ffmpeg pushing) and separate
 //! `hlswarm seed` processes on loopback. Five honest seeders follow the watch URL; one lying
 //! seeder flips the bytes it serves, another gossips forged manifests and replays an old one; one
-//! honest seeder is killed mid-stream and restarted; one more mirrors over HTTP only. At the
-//! end every honest seeder serves every signed segment, verified, and a stock player plays
-//! from a seeder; the forger is refused. Then the origin stops (the
+//! honest seeder is killed mid-stream and restarted; one more mirrors over HTTP only. The live
+//! window is shorter than the broadcast, so seeders must carry the archive too. At the end every
+//! honest seeder serves every segment of the signed log, verified, its `log.jsonl` matches the
+//! signed root (`hlswarm verify --archive`), and a stock player plays from a seeder; the forger
+//! is refused. Then the origin stops (the
 //! seeders keep serving), comes back, and the seeders follow the resumed broadcast.
 
 #![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
@@ -13,8 +15,9 @@ mod common;
 use std::process::Command;
 use std::time::Duration;
 
-use common::{Node, SECRET, publish, wait_until};
-use manifest_signer::{Hash, ManifestRoot, Signed, StreamId};
+use common::{Node, SECRET, publish, verify_archive, wait_until};
+use manifest_signer::merkle::LogEntry;
+use manifest_signer::{Container, Hash, ManifestRoot, Signed, StreamId};
 
 async fn manifest(node: &Node, id: &StreamId) -> Option<Signed<ManifestRoot>> {
     let r = reqwest::get(node.url(&format!("/streams/{id}/manifest.json")))
@@ -48,8 +51,9 @@ fn kill9(node: &mut Node) {
 #[tokio::test(flavor = "multi_thread")]
 async fn seeders_converge_verify_and_serve_every_segment() {
     let odata = tempfile::tempdir().unwrap();
-    // A window that holds the whole broadcast: "every segment" is then the final manifest.
-    let origin = Node::start(odata.path(), &["--segment-seconds", "1", "--window", "40"]);
+    // A window of 5 one-second segments in a broadcast of 14 s: most segments end up in the
+    // archive only, and "every segment" is the signed log.
+    let origin = Node::start(odata.path(), &["--segment-seconds", "1", "--window", "5"]);
     let id: StreamId = origin.stream_id.parse().unwrap();
     let watch = origin.url(&format!("/watch/{id}"));
 
@@ -63,9 +67,7 @@ async fn seeders_converge_verify_and_serve_every_segment() {
 
     let mut push = publish(&origin.rtmp_url(SECRET), 14, "320x240");
     wait_until("the origin signs 4 segments", Duration::from_secs(40), || async {
-        manifest(&origin, &id)
-            .await
-            .is_some_and(|m| m.body.renditions.iter().any(|r| r.segments.len() >= 4))
+        manifest(&origin, &id).await.is_some_and(|m| m.body.log.size >= 4)
     })
     .await;
     // A late seeder that knows only the flipper at first: it must still converge.
@@ -73,9 +75,7 @@ async fn seeders_converge_verify_and_serve_every_segment() {
     // Seeder 4 dies mid-stream without a chance to clean up, and comes back a little later.
     kill9(&mut seeders[4]);
     wait_until("the origin signs 7 segments", Duration::from_secs(30), || async {
-        manifest(&origin, &id)
-            .await
-            .is_some_and(|m| m.body.renditions.iter().any(|r| r.segments.len() >= 7))
+        manifest(&origin, &id).await.is_some_and(|m| m.body.log.size >= 7)
     })
     .await;
     seeders[4] = Node::seed(dirs[4].path(), &watch, &[]);
@@ -92,25 +92,66 @@ async fn seeders_converge_verify_and_serve_every_segment() {
     )
     .await;
     let last = manifest(&origin, &id).await.unwrap();
-    let segments: Vec<(Hash, &'static str)> = last
-        .body
-        .renditions
-        .iter()
-        .flat_map(|r| {
-            let ext = r.container.media_ext();
-            r.segments.iter().map(move |s| (s.hash, ext))
+    let log = reqwest::get(origin.url(&format!("/streams/{id}/log.jsonl")))
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    let segments: Vec<(Hash, &'static str)> = log
+        .split(|b| *b == b'\n')
+        .filter(|l| !l.is_empty())
+        .map(|l| {
+            let e: LogEntry = serde_json::from_slice(l).unwrap();
+            let c = if e.segment.init.is_some() {
+                Container::Fmp4
+            } else {
+                Container::Ts
+            };
+            (e.segment.hash, c.media_ext())
         })
         .collect();
-    assert!(segments.len() >= 10, "{} segments", segments.len());
+    assert_eq!(segments.len() as u64, last.body.log.size);
+    let window: usize = last.body.renditions.iter().map(|r| r.segments.len()).sum();
+    assert!(
+        segments.len() >= 10 && window < segments.len(),
+        "{} segments, window {window}",
+        segments.len()
+    );
 
-    let honest: Vec<&Node> = seeders.iter().chain([&http_only, &victim]).collect();
-    for (i, s) in honest.iter().enumerate() {
+    let honest: Vec<(&Node, &std::path::Path)> = seeders
+        .iter()
+        .zip(&dirs)
+        .chain([(&http_only, &dirs[6]), (&victim, &dirs[8])])
+        .map(|(s, d)| (s, d.path()))
+        .collect();
+    for (i, (s, data)) in honest.iter().enumerate() {
         wait_until(
             &format!("seeder {i} serves the last manifest"),
             Duration::from_secs(60),
             || async { manifest(s, &id).await.is_some_and(|m| m.id == last.id) },
         )
         .await;
+        wait_until(
+            &format!("seeder {i} holds the archive"),
+            Duration::from_secs(60),
+            || async {
+                for (hash, ext) in &segments {
+                    let url = s.url(&format!("/streams/{id}/seg/{hash}.{ext}"));
+                    if !reqwest::get(url).await.is_ok_and(|r| r.status().is_success()) {
+                        return false;
+                    }
+                }
+                true
+            },
+        )
+        .await;
+        let report = verify_archive(data);
+        assert!(
+            report.contains(&format!("log of {} entries matches the signed root", segments.len()))
+                && report.contains(", 0 pruned"),
+            "seeder {i}: {report}"
+        );
         for (hash, ext) in &segments {
             let r = reqwest::get(s.url(&format!("/streams/{id}/seg/{hash}.{ext}")))
                 .await

@@ -7,14 +7,16 @@
 //! - Gossipsub, one topic per stream: the signer's MANIFEST_ROOT and STREAM_ANNOUNCE, and each
 //!   node's "have" (the newest manifest whose blobs it holds). Messages are validated before
 //!   gossipsub forwards them; invalid ones are rejected, which lowers the sender's score.
-//! - Request-response: a blob by hash, or a peer's latest signed objects.
+//! - Request-response: a blob by hash, a peer's latest signed objects, or a chunk of a
+//!   stream's Merkle log (the archive index; the replica checks it against a signed root).
 //!
 //! Scheduling: a node fetches each wanted blob from a peer that has it, preferring peers other
 //! than the stream's origin and the least loaded; a node serves one blob to at most
 //! `upload_slots` peers at a time and answers the rest "busy", so a new segment spreads as a
 //! tree and the origin uploads about `upload_slots` copies however many seeders there are.
 //! A blob no peer delivered in time comes from the HTTP origins of the hints. Bytes that fail
-//! verification get the peer banned.
+//! verification get the peer banned. Archive blobs (older than the live window) are fetched
+//! after live ones, newest first, a few at a time.
 
 pub mod identity;
 pub mod proto;
@@ -39,7 +41,7 @@ use tokio::sync::mpsc;
 use crate::catalog::{Catalog, StreamView};
 use crate::config::SwarmConfig;
 use crate::metrics::SwarmMetrics;
-use crate::replica::{Offered, Replica, Wanted};
+use crate::replica::{LOG_CHUNK, LogProgress, Offered, Replica, Wanted};
 use proto::{Gossip, Request, Response};
 
 /// Scheduler tick: wanted blobs are (re)assigned this often.
@@ -73,6 +75,12 @@ const MAX_ORIGINS: usize = 8;
 const MAX_HAVES: usize = 1024;
 /// Blobs read from disk for peers at once (each read holds the whole blob in memory).
 const MAX_DISK_READS: usize = 8;
+/// Archive blob fetches at once, all streams together: live segments go first.
+const ARCHIVE_FETCHES: usize = 4;
+/// Archive blobs taken from the replica into the scheduler per stream at a time.
+const ARCHIVE_QUEUE: usize = 64;
+/// Largest `log.jsonl` fetched from an HTTP origin (about 250,000 entries).
+pub const MAX_HTTP_LOG_BYTES: u64 = 64 << 20;
 
 #[derive(NetworkBehaviour)]
 struct Behaviour {
@@ -98,6 +106,8 @@ pub struct Misbehave {
     pub forge: bool,
     /// Gossip and serve the first manifest heard, over and over.
     pub replay: bool,
+    /// Change a segment hash in every log chunk served.
+    pub flip_log: bool,
 }
 
 impl Misbehave {
@@ -108,6 +118,7 @@ impl Misbehave {
                 "flip" => m.flip = true,
                 "forge" => m.forge = true,
                 "replay" => m.replay = true,
+                "flip-log" => m.flip_log = true,
                 other => anyhow::bail!("unknown misbehaviour {other:?}"),
             }
         }
@@ -429,13 +440,23 @@ struct Carried {
     have_published: Option<u64>,
     published_manifest: Option<Hash>,
     published_announce: Option<Hash>,
+    /// A log chunk is being fetched or checked.
+    log_busy: bool,
+    /// Where the unverified log entries staged so far came from (`Some(None)`: HTTP).
+    log_source: Option<Option<PeerId>>,
+    log_backoff: HashMap<PeerId, Instant>,
+    /// Since when the log has lacked entries with no peer to ask.
+    log_stuck: Option<Instant>,
 }
 
 #[derive(Debug)]
 struct Want {
     w: Wanted,
     /// The manifest seq that first listed it: a peer whose "have" is at least this holds it.
+    /// For an archive blob, its log index instead.
     seq: u64,
+    /// Older than the live window: any peer carrying the stream may hold it.
+    archive: bool,
     since: Instant,
     inflight: bool,
     backoff: HashMap<PeerId, Instant>,
@@ -461,6 +482,12 @@ enum Internal {
         manifest: Option<Vec<u8>>,
         announce: Option<Vec<u8>>,
     },
+    /// Log entries offered to the replica; `from` is the source (None: HTTP).
+    LogTaken {
+        stream: StreamId,
+        from: Option<PeerId>,
+        result: Result<LogProgress, manifest_signer::Error>,
+    },
 }
 
 struct Node {
@@ -477,8 +504,8 @@ struct Node {
     upload_recent: HashMap<Hash, Vec<Instant>>,
     disk_reads: usize,
     ticks: u64,
-    /// Outbound requests: id -> (stream, blob or None for Latest, peer).
-    outbound: HashMap<OutboundRequestId, (StreamId, Option<Hash>, PeerId)>,
+    /// Outbound requests: id -> (request, peer).
+    outbound: HashMap<OutboundRequestId, (Request, PeerId)>,
     peer_load: HashMap<PeerId, usize>,
     http_inflight: usize,
     bans: Vec<(PeerId, Instant)>,
@@ -531,6 +558,10 @@ impl Node {
             have_published: None,
             published_manifest: None,
             published_announce: None,
+            log_busy: false,
+            log_source: None,
+            log_backoff: HashMap::new(),
+            log_stuck: None,
         });
         for h in http {
             if !c.http.contains(&h) && c.http.len() < MAX_ORIGINS {
@@ -692,7 +723,7 @@ impl Node {
                     && self.streams.contains_key(&stream)
                     && self.own != Some(stream)
                 {
-                    self.request(peer_id, Request::Latest { stream }, stream, None);
+                    self.request(peer_id, Request::Latest { stream });
                 }
             }
             _ => {}
@@ -790,13 +821,19 @@ impl Node {
             c.last_new = Instant::now();
             let now = Instant::now();
             for w in wanted {
-                c.wants.entry(w.hash).or_insert(Want {
+                let want = c.wants.entry(w.hash).or_insert(Want {
                     w,
                     seq,
+                    archive: false,
                     since: now,
                     inflight: false,
                     backoff: HashMap::new(),
                 });
+                // An archive blob a live window lists again is live now.
+                if want.archive {
+                    want.archive = false;
+                    want.seq = seq;
+                }
             }
             self.schedule();
         }
@@ -847,12 +884,12 @@ impl Node {
                 message: request_response::Message::Response { request_id, response },
                 ..
             } => {
-                let Some((stream, blob, _)) = self.outbound.remove(&request_id) else {
+                let Some((req, _)) = self.outbound.remove(&request_id) else {
                     return;
                 };
                 self.unload(peer);
-                match (blob, response) {
-                    (Some(hash), Response::Blob(bytes)) => {
+                match (req, response) {
+                    (Request::Blob { stream, hash }, Response::Blob(bytes)) => {
                         let replica = self.replica.clone();
                         let tx = self.tx.clone();
                         tokio::task::spawn_blocking(move || {
@@ -867,16 +904,29 @@ impl Node {
                             });
                         });
                     }
-                    (Some(hash), Response::Busy) => {
+                    (Request::Blob { stream, hash }, Response::Busy) => {
                         let origin = self.streams.get(&stream).and_then(|c| c.origin) == Some(peer);
                         let backoff = if origin { ORIGIN_BUSY_BACKOFF } else { BUSY_BACKOFF };
                         self.release(stream, hash, Some((peer, backoff)));
                     }
-                    (Some(hash), _) => self.release(stream, hash, Some((peer, NOT_FOUND_BACKOFF))),
-                    (None, Response::Latest { manifest, announce }) => {
+                    (Request::Blob { stream, hash }, _) => self.release(stream, hash, Some((peer, NOT_FOUND_BACKOFF))),
+                    (Request::Latest { stream }, Response::Latest { manifest, announce }) => {
                         self.take_latest(stream, &manifest, announce.as_deref(), Some(peer));
                     }
-                    (None, _) => {}
+                    (Request::Log { stream, from }, Response::Log(lines)) => {
+                        let replica = self.replica.clone();
+                        let tx = self.tx.clone();
+                        tokio::task::spawn_blocking(move || {
+                            let result = replica.offer_log(&stream, from, &lines);
+                            let _ = tx.blocking_send(Internal::LogTaken {
+                                stream,
+                                from: Some(peer),
+                                result,
+                            });
+                        });
+                    }
+                    (Request::Log { stream, .. }, _) => self.log_failed(stream, peer, NOT_FOUND_BACKOFF),
+                    (Request::Latest { .. }, _) => {}
                 }
                 self.schedule();
             }
@@ -886,11 +936,13 @@ impl Node {
                 error,
                 ..
             } => {
-                if let Some((stream, blob, _)) = self.outbound.remove(&request_id) {
+                if let Some((req, _)) = self.outbound.remove(&request_id) {
                     self.unload(peer);
                     tracing::debug!(%peer, error = %error, "swarm request failed");
-                    if let Some(hash) = blob {
-                        self.release(stream, hash, Some((peer, FAILURE_BACKOFF)));
+                    match req {
+                        Request::Blob { stream, hash } => self.release(stream, hash, Some((peer, FAILURE_BACKOFF))),
+                        Request::Log { stream, .. } => self.log_failed(stream, peer, FAILURE_BACKOFF),
+                        Request::Latest { .. } => {}
                     }
                 }
             }
@@ -976,14 +1028,30 @@ impl Node {
                 };
                 let _ = self.swarm.behaviour_mut().fetch.send_response(channel, resp);
             }
+            Request::Log { stream, from } => {
+                let Some(view) = self.catalog.get(&stream) else {
+                    return self.respond(channel, Response::NotFound);
+                };
+                if self.disk_reads >= MAX_DISK_READS {
+                    SwarmMetrics::add(&self.metrics().busy_replies, 1);
+                    return self.respond(channel, Response::Busy);
+                }
+                self.disk_reads += 1;
+                let tx = self.tx.clone();
+                let path = view.dir.join(manifest_signer::store::LOG_FILE);
+                let flip = self.misbehave.flip_log;
+                tokio::task::spawn_blocking(move || {
+                    let resp = match read_log_chunk(&path, from) {
+                        Some(lines) if flip => Response::Log(flip_log_line(lines)),
+                        Some(lines) => Response::Log(lines),
+                        None => Response::NotFound,
+                    };
+                    let _ = tx.blocking_send(Internal::Serve(channel, resp));
+                });
+            }
             Request::Blob { stream, hash } => {
                 let Some(view) = self.catalog.get(&stream) else {
-                    let _ = self
-                        .swarm
-                        .behaviour_mut()
-                        .fetch
-                        .send_response(channel, Response::NotFound);
-                    return;
+                    return self.respond(channel, Response::NotFound);
                 };
                 let now = Instant::now();
                 let cached = self.catalog.cache().get(&hash).map(|(_, b)| b);
@@ -1022,6 +1090,10 @@ impl Node {
                 });
             }
         }
+    }
+
+    fn respond(&mut self, channel: ResponseChannel<Response>, resp: Response) {
+        let _ = self.swarm.behaviour_mut().fetch.send_response(channel, resp);
     }
 
     fn count_upload(&self, resp: &Response) {
@@ -1115,6 +1187,152 @@ impl Node {
                     self.take_latest(stream, &m, announce.as_deref(), None);
                 }
             }
+            Internal::LogTaken { stream, from, result } => {
+                let Some(c) = self.streams.get_mut(&stream) else { return };
+                c.log_busy = false;
+                match result {
+                    Ok(LogProgress::Verified(size)) => {
+                        tracing::debug!(%stream, size, peer = ?from, "log in step with the signed root");
+                        c.log_source = None;
+                        c.log_stuck = None;
+                        self.queue_archive(stream);
+                    }
+                    Ok(LogProgress::Staged(0)) => {
+                        if let Some(p) = from {
+                            self.log_failed(stream, p, NOT_FOUND_BACKOFF);
+                        }
+                    }
+                    Ok(LogProgress::Staged(_) | LogProgress::Stale) => {}
+                    Err(e) => {
+                        tracing::warn!(%stream, peer = ?from, code = e.code(), error = %e, "log entries refused");
+                        c.log_source = None;
+                        if let Some(p) = from {
+                            self.ban(p, "sent log entries that do not match the signed root");
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// A log request that got nothing: ask someone else for a while.
+    fn log_failed(&mut self, stream: StreamId, peer: PeerId, backoff: Duration) {
+        if let Some(c) = self.streams.get_mut(&stream) {
+            c.log_busy = false;
+            c.log_backoff.insert(peer, Instant::now() + backoff);
+        }
+    }
+
+    /// Fetch the next chunk of log entries the replica lacks: from a peer that carries the
+    /// stream (the one already staged from first, then non-origin peers with the newest
+    /// manifest), else, after `http_fallback_ms` with nobody to ask, from the HTTP origin.
+    fn sync_log(&mut self, stream: StreamId) {
+        let now = Instant::now();
+        let fallback = Duration::from_millis(self.cfg.http_fallback_ms);
+        let Some(c) = self.streams.get(&stream) else { return };
+        if c.log_busy {
+            return;
+        }
+        let Some(need) = self.replica.log_need(&stream) else {
+            if let Some(c) = self.streams.get_mut(&stream) {
+                c.log_stuck = None;
+            }
+            return;
+        };
+        let staged_from = c.log_source;
+        let usable = |p: &PeerId| {
+            self.connected.contains(p)
+                && c.log_backoff.get(p).is_none_or(|t| *t <= now)
+                && self.peer_load.get(p).copied().unwrap_or(0) < PER_PEER_FETCHES
+        };
+        let peer = match staged_from {
+            Some(Some(p)) if usable(&p) => Some(p),
+            _ => c
+                .haves
+                .iter()
+                .filter(|(p, _)| usable(p))
+                .min_by_key(|(p, s)| (c.origin == Some(**p), std::cmp::Reverse(**s), p.to_bytes()))
+                .map(|(p, _)| *p),
+        };
+        let source = match peer {
+            Some(p) => Some(p),
+            None => {
+                let Some(c) = self.streams.get_mut(&stream) else { return };
+                let stuck = *c.log_stuck.get_or_insert(now);
+                if now.duration_since(stuck) < fallback || c.http.is_empty() {
+                    return;
+                }
+                None
+            }
+        };
+        if staged_from.is_some_and(|s| s != source) {
+            // Entries from two sources could not tell which one lied: start over.
+            self.replica.reset_log_staging(&stream);
+            return;
+        }
+        let Some(c) = self.streams.get_mut(&stream) else { return };
+        c.log_busy = true;
+        c.log_source = Some(source);
+        match source {
+            Some(p) => self.request(
+                p,
+                Request::Log {
+                    stream,
+                    from: need.from,
+                },
+            ),
+            None => {
+                let base = c.http.first().cloned().unwrap_or_default();
+                let client = self.http.clone();
+                let tx = self.tx.clone();
+                let replica = self.replica.clone();
+                tokio::spawn(async move {
+                    let url = format!("{base}streams/{stream}/{}", manifest_signer::store::LOG_FILE);
+                    let result = match fetch_http(&client, &url, MAX_HTTP_LOG_BYTES).await {
+                        Some(all) => tokio::task::spawn_blocking(move || {
+                            let lines = skip_lines(&all, need.from);
+                            replica.offer_log(&stream, need.from, lines)
+                        })
+                        .await
+                        .unwrap_or(Ok(LogProgress::Stale)),
+                        None => Ok(LogProgress::Staged(0)),
+                    };
+                    let _ = tx
+                        .send(Internal::LogTaken {
+                            stream,
+                            from: None,
+                            result,
+                        })
+                        .await;
+                });
+            }
+        }
+    }
+
+    /// Archive blobs the replica wants become wants of the scheduler.
+    fn queue_archive(&mut self, stream: StreamId) {
+        let Some(c) = self.streams.get_mut(&stream) else { return };
+        let mut room = ARCHIVE_QUEUE.saturating_sub(c.wants.values().filter(|w| w.archive).count());
+        let now = Instant::now();
+        for (index, w) in self.replica.archive_wanted(&stream, ARCHIVE_QUEUE) {
+            if room == 0 {
+                break;
+            }
+            if c.wants.contains_key(&w.hash) {
+                continue;
+            }
+            room -= 1;
+            c.wants.insert(
+                w.hash,
+                Want {
+                    w,
+                    seq: index,
+                    archive: true,
+                    since: now,
+                    inflight: false,
+                    backoff: HashMap::new(),
+                },
+            );
         }
     }
 
@@ -1141,9 +1359,9 @@ impl Node {
         }
     }
 
-    fn request(&mut self, peer: PeerId, req: Request, stream: StreamId, blob: Option<Hash>) {
+    fn request(&mut self, peer: PeerId, req: Request) {
         let id = self.swarm.behaviour_mut().fetch.send_request(&peer, req);
-        self.outbound.insert(id, (stream, blob, peer));
+        self.outbound.insert(id, (req, peer));
         *self.peer_load.entry(peer).or_default() += 1;
     }
 
@@ -1179,6 +1397,10 @@ impl Node {
             if self.ticks.is_multiple_of(50) {
                 // Wants of manifests superseded while nobody could deliver them.
                 self.drop_stale_wants(id);
+                self.queue_archive(id);
+            }
+            if self.ticks.is_multiple_of(10) {
+                self.sync_log(id);
             }
             let Some(c) = self.streams.get_mut(&id) else { continue };
             if c.last_lookup.is_none_or(|t| now.duration_since(t) >= PROVIDER_LOOKUP) {
@@ -1198,7 +1420,7 @@ impl Node {
                     .take(2)
                     .collect();
                 for p in peers {
-                    self.request(p, Request::Latest { stream: id }, id, None);
+                    self.request(p, Request::Latest { stream: id });
                 }
                 if let Some(base) = http.first() {
                     self.poll_http(id, base.clone());
@@ -1241,18 +1463,27 @@ impl Node {
         let now = Instant::now();
         let fallback = Duration::from_millis(self.cfg.http_fallback_ms);
         let mut inflight = self.outbound.len();
+        let mut archive_inflight = self
+            .streams
+            .values()
+            .flat_map(|c| c.wants.values())
+            .filter(|w| w.archive && w.inflight)
+            .count();
         let mut jobs: Vec<(StreamId, Hash, PeerId)> = Vec::new();
         let mut http_jobs: Vec<(StreamId, Wanted, String)> = Vec::new();
         for (id, c) in &mut self.streams {
             let mut wants: Vec<&mut Want> = c.wants.values_mut().filter(|w| !w.inflight).collect();
-            // Oldest manifest first: segments in order.
-            wants.sort_by_key(|w| w.seq);
+            // Live first, oldest manifest first (segments in order); then the archive, newest first.
+            wants.sort_by_key(|w| (w.archive, if w.archive { u64::MAX - w.seq } else { w.seq }));
             for w in wants {
                 if inflight >= self.cfg.fetch_concurrency {
                     break;
                 }
+                if w.archive && archive_inflight >= ARCHIVE_FETCHES {
+                    break;
+                }
                 let candidates = c.haves.iter().filter(|(p, s)| {
-                    **s >= w.seq
+                    (w.archive || **s >= w.seq)
                         && self.connected.contains(p)
                         && w.backoff.get(p).is_none_or(|t| *t <= now)
                         && self.peer_load.get(p).copied().unwrap_or(0) < PER_PEER_FETCHES
@@ -1271,6 +1502,7 @@ impl Node {
                 if let Some((p, _)) = best {
                     w.inflight = true;
                     inflight += 1;
+                    archive_inflight += usize::from(w.archive);
                     *self.peer_load.entry(*p).or_default() += 1;
                     jobs.push((*id, w.w.hash, *p));
                 } else if now.duration_since(w.since) >= fallback
@@ -1278,6 +1510,7 @@ impl Node {
                     && let Some(base) = c.http.first()
                 {
                     w.inflight = true;
+                    archive_inflight += usize::from(w.archive);
                     http_jobs.push((*id, w.w, base.clone()));
                 }
             }
@@ -1285,7 +1518,7 @@ impl Node {
         for (stream, hash, peer) in jobs {
             // `request` counts the load again; undo the provisional count above.
             self.unload(peer);
-            self.request(peer, Request::Blob { stream, hash }, stream, Some(hash));
+            self.request(peer, Request::Blob { stream, hash });
         }
         for (stream, w, base) in http_jobs {
             self.http_inflight += 1;
@@ -1309,7 +1542,8 @@ impl Node {
     }
 }
 
-async fn fetch_http(client: &reqwest::Client, url: &str, size: u64) -> Option<Bytes> {
+/// GET `url`, at most `size` bytes (and a segment's size limit); None on any failure.
+pub(crate) async fn fetch_http(client: &reqwest::Client, url: &str, size: u64) -> Option<Bytes> {
     let limit = size.min(manifest_signer::objects::limits::MAX_SEGMENT_BYTES);
     let mut r = client.get(url).send().await.ok()?.error_for_status().ok()?;
     if r.content_length().is_some_and(|n| n > limit) {
@@ -1323,6 +1557,50 @@ async fn fetch_http(client: &reqwest::Client, url: &str, size: u64) -> Option<By
         out.extend_from_slice(&chunk);
     }
     Some(Bytes::from(out))
+}
+
+/// Up to [`LOG_CHUNK`] lines (and [`proto::MAX_LOG_RESPONSE`] bytes) of a stream's log from
+/// line `from`; None when the log has no such line.
+fn read_log_chunk(path: &std::path::Path, from: u64) -> Option<Vec<u8>> {
+    use std::io::BufRead;
+    let file = std::fs::File::open(path).ok()?;
+    let mut lines = std::io::BufReader::new(file).split(b'\n');
+    for _ in 0..from {
+        lines.next()?.ok()?;
+    }
+    let mut out = Vec::new();
+    for line in lines.take(LOG_CHUNK) {
+        let line = line.ok()?;
+        if out.len() + line.len() + 1 > proto::MAX_LOG_RESPONSE {
+            break;
+        }
+        out.extend_from_slice(&line);
+        out.push(b'\n');
+    }
+    (!out.is_empty()).then_some(out)
+}
+
+/// The bytes after the first `n` lines.
+pub(crate) fn skip_lines(b: &[u8], n: u64) -> &[u8] {
+    let mut rest = b;
+    for _ in 0..n {
+        match rest.iter().position(|c| *c == b'\n') {
+            Some(i) => rest = &rest[i + 1..],
+            None => return &[],
+        }
+    }
+    rest
+}
+
+/// `--misbehave flip-log`: the first segment hash named, one hex digit changed (still valid JSON).
+fn flip_log_line(mut lines: Vec<u8>) -> Vec<u8> {
+    let key = b"\"hash\":\"";
+    if let Some(i) = lines.windows(key.len()).position(|w| w == key)
+        && let Some(c) = lines.get_mut(i + key.len())
+    {
+        *c = if *c == b'0' { b'1' } else { b'0' };
+    }
+    lines
 }
 
 fn blob_response(mut b: Vec<u8>, flip: bool) -> Response {

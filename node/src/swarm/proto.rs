@@ -78,7 +78,12 @@ pub enum Request {
     Blob { stream: StreamId, hash: Hash },
     /// The peer's latest served MANIFEST_ROOT and STREAM_ANNOUNCE of `stream`.
     Latest { stream: StreamId },
+    /// Entries of `stream`'s Merkle log from index `from` (at most [`MAX_LOG_RESPONSE`] bytes).
+    Log { stream: StreamId, from: u64 },
 }
+
+/// Most bytes of log lines in one answer.
+pub const MAX_LOG_RESPONSE: usize = 1 << 20;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Response {
@@ -90,6 +95,8 @@ pub enum Response {
         manifest: Vec<u8>,
         announce: Option<Vec<u8>>,
     },
+    /// Log entries from the index asked for, as canonical JSON lines (`log.jsonl`).
+    Log(Vec<u8>),
 }
 
 impl Request {
@@ -97,6 +104,7 @@ impl Request {
         match self {
             Request::Blob { stream, hash } => [&[1u8][..], &stream.0, &hash.0].concat(),
             Request::Latest { stream } => [&[2u8][..], &stream.0].concat(),
+            Request::Log { stream, from } => [&[3u8][..], &stream.0, &from.to_be_bytes()].concat(),
         }
     }
 
@@ -110,6 +118,10 @@ impl Request {
                 hash: Hash(rest[32..].try_into().map_err(|_| "bad hash length")?),
             }),
             Some((2, rest)) if rest.len() == 32 => Ok(Request::Latest { stream: id(rest)? }),
+            Some((3, rest)) if rest.len() == 40 => Ok(Request::Log {
+                stream: id(&rest[..32])?,
+                from: u64::from_be_bytes(rest[32..].try_into().map_err(|_| "bad index length")?),
+            }),
             _ => Err("malformed request"),
         }
     }
@@ -132,6 +144,10 @@ impl Response {
                 if let Some(a) = announce {
                     out.extend_from_slice(a);
                 }
+            }
+            Response::Log(lines) => {
+                out.push(5);
+                out.extend_from_slice(lines);
             }
         }
         out
@@ -157,6 +173,7 @@ impl Response {
                     announce: (!a.is_empty()).then(|| a.to_vec()),
                 })
             }
+            Some((5, rest)) if rest.len() <= MAX_LOG_RESPONSE => Ok(Response::Log(rest.to_vec())),
             _ => Err("malformed response"),
         }
     }
@@ -246,6 +263,7 @@ mod tests {
                 hash: Hash::of(b"x"),
             },
             Request::Latest { stream },
+            Request::Log { stream, from: 1 << 40 },
         ] {
             assert_eq!(Request::decode(&r.encode()).unwrap(), r);
         }
@@ -262,6 +280,7 @@ mod tests {
                 manifest: b"m".to_vec(),
                 announce: Some(b"a".to_vec()),
             },
+            Response::Log(b"{}\n".to_vec()),
         ] {
             assert_eq!(Response::decode(&r.encode()).unwrap(), r);
         }
@@ -281,6 +300,10 @@ mod tests {
         lying.extend_from_slice(&u32::MAX.to_be_bytes());
         assert!(Response::decode(&lying).is_err());
         assert!(Response::decode(&[2, 0]).is_err());
+        assert!(Request::decode(&[3; 40]).is_err());
+        let mut long_log = vec![5u8];
+        long_log.resize(MAX_LOG_RESPONSE + 2, b'\n');
+        assert!(Response::decode(&long_log).is_err());
     }
 
     proptest! {

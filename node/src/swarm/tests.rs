@@ -191,24 +191,31 @@ async fn a_seeder_catches_up_and_follows_by_gossip() {
     let _ = o.node.stop.send(true);
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn flipped_bytes_are_refused_never_served_and_the_peer_banned() {
+/// A liar that followed the origin honestly (archive included) and now lies as `lies` says,
+/// and a victim that can ask only the liar: the origin has gone away.
+async fn liar_and_victim(lies: Misbehave) -> (StreamId, TestNode, TestNode) {
     let mut o = origin().await;
     let id = o.id();
-    for i in 0..4 {
+    for i in 0..20 {
         o.publish(i);
     }
-    // The liar follows the origin honestly, then serves flipped bytes.
+    let liar = node(None, follow(id, &o.node), Vec::new(), lies).await;
+    assert!(served(&liar, &id, 19, Duration::from_secs(20)).await);
+    let r = archive_complete(&liar, &id, Duration::from_secs(30)).await;
+    assert!(r.ok() && r.archive_missing == 0, "the liar holds the true stream: {r}");
+    let _ = o.node.stop.send(true);
+    o.node.task.await.unwrap().unwrap();
+    let victim = node(None, follow(id, &liar), Vec::new(), Misbehave::default()).await;
+    (id, liar, victim)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn flipped_bytes_are_refused_never_served_and_the_peer_banned() {
     let flip = Misbehave {
         flip: true,
         ..Misbehave::default()
     };
-    let liar = node(None, follow(id, &o.node), Vec::new(), flip).await;
-    assert!(served(&liar, &id, 3, Duration::from_secs(20)).await);
-    // The origin goes away, so the liar is the only peer a new seeder can fetch from.
-    let _ = o.node.stop.send(true);
-    o.node.task.await.unwrap().unwrap();
-    let victim = node(None, follow(id, &liar), Vec::new(), Misbehave::default()).await;
+    let (id, liar, victim) = liar_and_victim(flip).await;
     let m = &victim.catalog.metrics().swarm;
     assert!(
         eventually(Duration::from_secs(20), || m.peers_banned.load(Ordering::Relaxed) >= 1).await,
@@ -270,6 +277,73 @@ async fn forged_and_replayed_manifests_are_refused() {
         "only the signer's manifests"
     );
     for x in [&liar, &honest, &o.node] {
+        let _ = x.stop.send(true);
+    }
+}
+
+/// The seeder's stream directory, verified as `hlswarm verify --archive` would.
+async fn verify_archive(node: &TestNode, id: &StreamId) -> manifest_signer::verify::Report {
+    use manifest_signer::verify::{DirSource, VerifyOptions, verify_stream};
+    let dir = manifest_signer::store::stream_dir(node._dir.path(), id);
+    verify_stream(&DirSource(dir), id, VerifyOptions { archive: true }).await
+}
+
+/// Until the node's stream verifies with its whole archive present, or `limit` passes.
+async fn archive_complete(node: &TestNode, id: &StreamId, limit: Duration) -> manifest_signer::verify::Report {
+    let deadline = tokio::time::Instant::now() + limit;
+    let mut tick = tokio::time::interval(Duration::from_millis(100));
+    loop {
+        let r = verify_archive(node, id).await;
+        if r.ok() && r.log_entries.is_some() && r.archive_missing == 0 || tokio::time::Instant::now() >= deadline {
+            return r;
+        }
+        tick.tick().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_late_seeder_replicates_the_log_and_the_archive() {
+    let mut o = origin().await;
+    let id = o.id();
+    // 20 segments through a window of 8: 12 are archive only when the seeder joins.
+    for i in 0..20 {
+        o.publish(i);
+    }
+    let s = node(None, follow(id, &o.node), Vec::new(), Misbehave::default()).await;
+    assert!(served(&s, &id, 19, Duration::from_secs(20)).await, "caught up");
+    let r = archive_complete(&s, &id, Duration::from_secs(30)).await;
+    assert!(r.ok(), "{r}");
+    assert_eq!(r.log_entries, Some(20), "{r}");
+    assert_eq!((r.archive_verified, r.archive_missing), (12, 0), "{r}");
+    // Live manifests then extend the log without a fetch (rebuilt from the window).
+    for i in 20..25 {
+        o.publish(i);
+    }
+    assert!(served(&s, &id, 24, Duration::from_secs(20)).await, "followed");
+    let r = archive_complete(&s, &id, Duration::from_secs(20)).await;
+    assert!(r.ok(), "{r}");
+    assert_eq!(r.log_entries, Some(25), "{r}");
+    assert_eq!((r.archive_verified, r.archive_missing), (17, 0), "{r}");
+    let _ = s.stop.send(true);
+    let _ = o.node.stop.send(true);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_tampered_log_is_refused_and_the_peer_banned() {
+    let lies = Misbehave {
+        flip_log: true,
+        ..Misbehave::default()
+    };
+    let (id, liar, victim) = liar_and_victim(lies).await;
+    let m = &victim.catalog.metrics().swarm;
+    assert!(
+        eventually(Duration::from_secs(20), || m.peers_banned.load(Ordering::Relaxed) >= 1).await,
+        "liar banned"
+    );
+    let log = manifest_signer::store::stream_dir(victim._dir.path(), &id).join("log.jsonl");
+    let kept = std::fs::read(&log).map(|b| b.len()).unwrap_or(0);
+    assert_eq!(kept, 0, "no tampered entry stored");
+    for x in [&liar, &victim] {
         let _ = x.stop.send(true);
     }
 }
