@@ -227,6 +227,11 @@ impl Metrics {
         self.bytes_http.iter().map(|a| a.load(Ordering::Relaxed)).sum()
     }
 
+    /// Bytes written into MoQ tracks (once per track, however many subscribers or relays).
+    pub fn moq_bytes_published(&self) -> u64 {
+        self.moq_bytes_out.load(Ordering::Relaxed)
+    }
+
     /// The text exposition format. `viewers` is (stream id, current viewers).
     pub fn render(&self, viewers: &[(String, usize)], cache_bytes: u64, streams: usize) -> String {
         let mut o = String::with_capacity(4096);

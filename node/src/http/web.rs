@@ -128,7 +128,8 @@ pub async fn api_streams(State(state): State<AppState>) -> Response {
             "bytes_out": {
                 "http": catalog.metrics().http_bytes_total(),
                 "p2p": catalog.metrics().swarm.bytes_out.load(std::sync::atomic::Ordering::Relaxed),
-                "moq": 0,
+                // Into MoQ tracks: a relay or the QUIC stack fans them out per subscriber.
+                "moq_published": catalog.metrics().moq_bytes_published(),
             },
             "uptime_s": state.started.elapsed().as_secs(),
         },

@@ -26,7 +26,8 @@ function renderNode(node) {
   $("peers").textContent = node.peers;
   $("uptime").textContent = duration(node.uptime_s);
   const b = node.bytes_out || {};
-  $("bytes-out").replaceChildren(...["http", "p2p", "moq"].map((k) => el("div", {}, `${k}: `, el("b", { textContent: formatBytes(b[k] || 0) }))));
+  const kinds = [["http", "http"], ["p2p", "p2p"], ["moq_published", "into MoQ"]];
+  $("bytes-out").replaceChildren(...kinds.map(([k, label]) => el("div", {}, `${label}: `, el("b", { textContent: formatBytes(b[k] || 0) }))));
   $("rtmp-url").textContent = node.rtmp_url || "RTMP ingest is off on this node";
   $("key-hint").textContent = node.stream_key_hint || "–";
 }
