@@ -208,6 +208,17 @@ pub struct RunArgs {
     /// A swarm peer to dial at start (`/ip4/.../tcp/.../p2p/<peer id>`; repeatable).
     #[arg(long, value_name = "MULTIADDR")]
     pub peer: Vec<String>,
+    /// A libp2p relay to be reached through when this node cannot be dialled directly
+    /// (`/ip4/.../tcp/.../p2p/<relay id>`; repeatable).
+    #[arg(long, value_name = "MULTIADDR")]
+    pub relay: Vec<String>,
+    /// Relay for swarm nodes that cannot be reached directly (costs this node's bandwidth).
+    #[arg(long)]
+    pub relay_server: bool,
+    /// A public address of this node to advertise to the swarm, e.g. behind port forwarding
+    /// (repeatable).
+    #[arg(long, value_name = "MULTIADDR")]
+    pub external: Vec<String>,
     /// Run without the libp2p swarm.
     #[arg(long)]
     pub no_swarm: bool,

@@ -41,8 +41,12 @@ pub struct SwarmConfig {
     pub external: Vec<String>,
     /// Find nodes on the local network by mDNS.
     pub mdns: bool,
-    /// Relays to reserve a slot on when this node is not reachable (`.../p2p/<relay id>`).
+    /// Relays to reserve a slot on when this node is not reachable (`.../p2p/<relay id>`):
+    /// peers then reach it through them, and its announce names the relayed addresses.
     pub relays: Vec<String>,
+    /// Relay for nodes that cannot be reached directly (circuit relay v2, bounded: 128
+    /// reservations, 64 circuits, 30 min and 4 GiB per circuit). Costs this node's bandwidth.
+    pub relay_server: bool,
     /// Established connections, in and out.
     pub max_connections: u32,
     /// Blob fetches in flight at once.
@@ -64,6 +68,7 @@ impl Default for SwarmConfig {
             external: Vec::new(),
             mdns: true,
             relays: Vec::new(),
+            relay_server: false,
             max_connections: 256,
             fetch_concurrency: 16,
             upload_slots: 2,
@@ -244,6 +249,11 @@ impl Config {
             self.swarm.listen = a.p2p.clone();
         }
         self.swarm.peers.extend(a.peer.iter().cloned());
+        self.swarm.relays.extend(a.relay.iter().cloned());
+        self.swarm.external.extend(a.external.iter().cloned());
+        if a.relay_server {
+            self.swarm.relay_server = true;
+        }
         if a.no_swarm {
             self.swarm.enabled = false;
         }

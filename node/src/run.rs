@@ -215,7 +215,11 @@ async fn node(
     if let Some(s) = &swarm {
         println!("p2p peer id {}", s.peer_id);
         for a in s.hint_addrs() {
-            println!("p2p listening on {a}");
+            let relayed = a.contains("/p2p-circuit/");
+            println!(
+                "p2p {} {a}",
+                if relayed { "reachable via relay" } else { "listening on" }
+            );
         }
     }
     if let Some(m) = &moq {

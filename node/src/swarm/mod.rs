@@ -87,6 +87,7 @@ struct Behaviour {
     limits: connection_limits::Behaviour,
     blocked: libp2p::allow_block_list::Behaviour<libp2p::allow_block_list::BlockedPeers>,
     relay: relay::client::Behaviour,
+    relay_server: Toggle<relay::Behaviour>,
     dcutr: dcutr::Behaviour,
     autonat: autonat::Behaviour,
     identify: identify::Behaviour,
@@ -139,16 +140,22 @@ pub struct Follow {
 pub struct Started {
     pub peer_id: PeerId,
     pub listen: Vec<Multiaddr>,
+    /// Addresses through the configured relays (`<relay>/p2p-circuit`).
+    pub relayed: Vec<Multiaddr>,
     node: Node,
 }
 
 impl Started {
-    /// Hints for the announce: listen addresses with `/p2p/<peer id>`, loopback last.
+    /// Hints for the announce: listen addresses with `/p2p/<peer id>`, then the relayed ones,
+    /// loopback last.
     pub fn hint_addrs(&self) -> Vec<String> {
-        let mut v: Vec<&Multiaddr> = self.listen.iter().collect();
+        let mut v: Vec<&Multiaddr> = self.listen.iter().chain(&self.relayed).collect();
         v.sort_by_key(|a| {
-            a.iter()
-                .any(|p| matches!(p, libp2p::multiaddr::Protocol::Ip4(ip) if ip.is_loopback()))
+            let loopback = a
+                .iter()
+                .any(|p| matches!(p, libp2p::multiaddr::Protocol::Ip4(ip) if ip.is_loopback()));
+            let relayed = a.iter().any(|p| p == libp2p::multiaddr::Protocol::P2pCircuit);
+            (loopback, relayed)
         });
         v.into_iter()
             .take(manifest_signer::objects::limits::MAX_HINTS_PER_KIND)
@@ -173,6 +180,7 @@ pub async fn start(
 ) -> anyhow::Result<Started> {
     let peer_id = key.public().to_peer_id();
     let mdns_on = cfg.mdns;
+    let relay_server = cfg.relay_server;
     let max_conns = cfg.max_connections;
     let mut swarm = libp2p::SwarmBuilder::with_existing_identity(key)
         .with_tokio()
@@ -227,6 +235,7 @@ pub async fn start(
                     ),
                     blocked: Default::default(),
                     relay,
+                    relay_server: relay_server.then(|| relay::Behaviour::new(id, relay_config())).into(),
                     dcutr: dcutr::Behaviour::new(id),
                     autonat: autonat::Behaviour::new(id, autonat::Config::default()),
                     identify: identify::Behaviour::new(identify::Config::new(
@@ -300,11 +309,33 @@ pub async fn start(
             _ => {}
         }
     }
+    // A listener on 0.0.0.0 reports one address per interface, one event each, loopback often
+    // first: take the rest of that burst too, or the hints would name only 127.0.0.1.
+    while let Ok(ev) = tokio::time::timeout(Duration::from_millis(100), swarm.select_next_some()).await {
+        if let SwarmEvent::NewListenAddr { address, .. } = ev {
+            listen.push(address);
+        }
+        if tokio::time::Instant::now() >= deadline {
+            break;
+        }
+    }
+    // A relay offers its service only at confirmed external addresses. A relay operator's node
+    // is reachable where it listens unless `external` says otherwise.
+    if cfg.relay_server && cfg.external.is_empty() {
+        for a in listen.iter().filter(|a| {
+            !a.iter()
+                .any(|p| matches!(p, libp2p::multiaddr::Protocol::Ip4(ip) if ip.is_loopback()))
+        }) {
+            swarm.add_external_address(a.clone());
+        }
+    }
+    let mut relayed = Vec::new();
     for r in &cfg.relays {
         if let Ok(addr) = r.parse::<Multiaddr>() {
             let circuit = addr.with(libp2p::multiaddr::Protocol::P2pCircuit);
-            if let Err(e) = swarm.listen_on(circuit.clone()) {
-                tracing::warn!(relay = %circuit, error = %e, "cannot reserve a relay slot");
+            match swarm.listen_on(circuit.clone()) {
+                Ok(_) => relayed.push(circuit),
+                Err(e) => tracing::warn!(relay = %circuit, error = %e, "cannot reserve a relay slot"),
             }
         }
     }
@@ -355,6 +386,7 @@ pub async fn start(
     Ok(Started {
         peer_id,
         listen: listen.clone(),
+        relayed,
         node,
     })
 }
@@ -389,6 +421,20 @@ fn any_port(addr: &Multiaddr) -> Multiaddr {
             other => other,
         })
         .collect()
+}
+
+/// Circuit relay v2 limits when this node relays for others: enough for segments (libp2p's
+/// default stops a circuit after 128 KiB), bounded in count, time and bytes.
+fn relay_config() -> relay::Config {
+    relay::Config {
+        max_reservations: 128,
+        max_reservations_per_peer: 2,
+        max_circuits: 64,
+        max_circuits_per_peer: 8,
+        max_circuit_duration: Duration::from_secs(30 * 60),
+        max_circuit_bytes: 4 << 30,
+        ..relay::Config::default()
+    }
 }
 
 fn rand_seed() -> [u8; 32] {
