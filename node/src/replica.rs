@@ -66,11 +66,13 @@ pub enum Offered {
     Known { seq: u64 },
 }
 
-/// Log entries this node lacks: those from `from` up to `to` (the served manifest's log size).
+/// Log entries this node lacks: those from `from` up to `to`, the log size of the served
+/// manifest `seq` (a peer that served it holds them).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LogNeed {
     pub from: u64,
     pub to: u64,
+    pub seq: u64,
 }
 
 /// What became of offered log entries.
@@ -97,14 +99,14 @@ struct LogState {
     staged: Vec<LogEntry>,
     staged_leaves: Vec<Hash>,
     target: Option<LogHead>,
-    /// The log head of the newest served manifest.
-    head: Option<LogHead>,
+    /// The log head of the newest served manifest, and its seq.
+    head: Option<(LogHead, u64)>,
     warned_gap: bool,
 }
 
 impl LogState {
     fn synced(&self) -> bool {
-        self.head.is_some_and(|h| self.tree.len() >= h.size)
+        self.head.is_some_and(|(h, _)| self.tree.len() >= h.size)
     }
 
     fn push(&mut self, e: LogEntry, leaf: Hash, retain: usize) {
@@ -262,7 +264,7 @@ impl Replica {
     pub fn log_need(&self, id: &StreamId) -> Option<LogNeed> {
         let mut streams = self.lock();
         let r = streams.get_mut(id)?;
-        let head = r.log.head?;
+        let (head, seq) = r.log.head?;
         let have = r.log.tree.len();
         if have >= head.size {
             return None;
@@ -281,6 +283,7 @@ impl Replica {
         Some(LogNeed {
             from: have + r.log.staged.len() as u64,
             to: target.size,
+            seq,
         })
     }
 
@@ -442,7 +445,7 @@ impl Replica {
             held.sort();
             let held: VecDeque<Hash> = held.into_iter().map(|(_, h)| h).collect();
             let held_set = held.iter().copied().collect();
-            let head = chain.latest().map(|m| m.body.log);
+            let head = chain.latest().map(|m| (m.body.log, m.body.seq));
             let mut r = Replicated {
                 log: self.open_log(&store, head),
                 store,
@@ -465,7 +468,7 @@ impl Replica {
 
     /// The log on disk, checked against the stored manifest's signed root. A log that does not
     /// match is set aside (`log.jsonl.bad`) and fetched again.
-    fn open_log(&self, store: &StreamStore, head: Option<LogHead>) -> LogState {
+    fn open_log(&self, store: &StreamStore, head: Option<(LogHead, u64)>) -> LogState {
         let mut log = LogState {
             head,
             ..LogState::default()
@@ -494,7 +497,7 @@ impl Replica {
         }
         // Entries past the stored manifest were checked against a newer root before the
         // manifest was written; the prefix the stored manifest covers must match it.
-        let matches = head.is_none_or(|h| h.size > tree.len() || tree.root_at(h.size).is_ok_and(|r| r == h.root));
+        let matches = head.is_none_or(|(h, _)| h.size > tree.len() || tree.root_at(h.size).is_ok_and(|r| r == h.root));
         if !matches {
             tracing::warn!(stream = %store.stream(), "the stored log does not match the stored manifest; fetching it again");
             set_aside_log(store);
@@ -617,7 +620,7 @@ impl Replica {
         // From signing to every blob verified and stored here.
         let delay_ms = manifest_signer::now_ms().saturating_sub(m.body.time_ms);
         let live: HashSet<Hash> = blobs(&m.body).map(|w| w.hash).collect();
-        r.log.head = Some(m.body.log);
+        r.log.head = Some((m.body.log, m.body.seq));
         r.live = live.clone();
         match self.catalog.offer_manifest(m) {
             Ok(_) => tracing::info!(stream = %id, seq, delay_ms, "replicated MANIFEST_ROOT"),
@@ -836,7 +839,14 @@ mod tests {
         follow(&replica, &signer);
         // Joined late: 7 entries are older than the window.
         let need = replica.log_need(&id).unwrap();
-        assert_eq!(need, LogNeed { from: 0, to: 10 });
+        assert_eq!(
+            need,
+            LogNeed {
+                from: 0,
+                to: 10,
+                seq: 9
+            }
+        );
         assert!(
             replica.archive_wanted(&id, 100).is_empty(),
             "no archive before the log is checked"
@@ -859,7 +869,14 @@ mod tests {
         );
         assert_eq!(replica.offer_log(&id, 5, &rest).unwrap(), LogProgress::Stale);
         // The true log, in two chunks (asked for after `log_need`, as the fetchers do).
-        assert_eq!(replica.log_need(&id), Some(LogNeed { from: 0, to: 10 }));
+        assert_eq!(
+            replica.log_need(&id),
+            Some(LogNeed {
+                from: 0,
+                to: 10,
+                seq: 9
+            })
+        );
         assert_eq!(
             replica.offer_log(&id, 0, &lines[..6].join(&b'\n')).unwrap(),
             LogProgress::Staged(6)

@@ -1243,17 +1243,18 @@ impl Node {
                         c.log_stuck = None;
                         self.queue_archive(stream);
                     }
-                    Ok(LogProgress::Staged(0)) => {
-                        if let Some(p) = from {
-                            self.log_failed(stream, p, NOT_FOUND_BACKOFF);
-                        }
-                    }
+                    Ok(LogProgress::Staged(0)) => match from {
+                        Some(p) => self.log_failed(stream, p, NOT_FOUND_BACKOFF),
+                        // The HTTP origin again only after another `http_fallback_ms`.
+                        None => c.log_stuck = Some(Instant::now()),
+                    },
                     Ok(LogProgress::Staged(_) | LogProgress::Stale) => {}
                     Err(e) => {
                         tracing::warn!(%stream, peer = ?from, code = e.code(), error = %e, "log entries refused");
                         c.log_source = None;
-                        if let Some(p) = from {
-                            self.ban(p, "sent log entries that do not match the signed root");
+                        match from {
+                            Some(p) => self.ban(p, "sent log entries that do not match the signed root"),
+                            None => c.log_stuck = Some(Instant::now()),
                         }
                     }
                 }
@@ -1279,7 +1280,7 @@ impl Node {
         if c.log_busy {
             return;
         }
-        let Some(need) = self.replica.log_need(&stream) else {
+        let Some(mut need) = self.replica.log_need(&stream) else {
             if let Some(c) = self.streams.get_mut(&stream) {
                 c.log_stuck = None;
             }
@@ -1293,10 +1294,11 @@ impl Node {
         };
         let peer = match staged_from {
             Some(Some(p)) if usable(&p) => Some(p),
+            // Peers that served the manifest whose log is wanted (or a newer one).
             _ => c
                 .haves
                 .iter()
-                .filter(|(p, _)| usable(p))
+                .filter(|(p, s)| **s >= need.seq && usable(p))
                 .min_by_key(|(p, s)| (c.origin == Some(**p), std::cmp::Reverse(**s), p.to_bytes()))
                 .map(|(p, _)| *p),
         };
@@ -1314,7 +1316,10 @@ impl Node {
         if staged_from.is_some_and(|s| s != source) {
             // Entries from two sources could not tell which one lied: start over.
             self.replica.reset_log_staging(&stream);
-            return;
+            match self.replica.log_need(&stream) {
+                Some(n) => need = n,
+                None => return,
+            }
         }
         let Some(c) = self.streams.get_mut(&stream) else { return };
         c.log_busy = true;
