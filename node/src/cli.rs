@@ -160,6 +160,10 @@ pub struct RunArgs {
     /// The URL viewers reach this node at; printed and put in the announce's hints.
     #[arg(long, env = "HLSWARM_PUBLIC_URL")]
     pub public_url: Option<String>,
+    /// A reverse proxy in front of this node whose `X-Forwarded-For` is believed (repeatable),
+    /// e.g. 127.0.0.1 for nginx on the same machine.
+    #[arg(long, value_name = "IP")]
+    pub trusted_proxy: Vec<std::net::IpAddr>,
     /// Signing key; created there if missing. Default: DATA_DIR/keys/stream.key.
     #[arg(long)]
     pub key: Option<PathBuf>,

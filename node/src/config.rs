@@ -136,6 +136,9 @@ pub struct HttpConfig {
     pub public_url: Option<String>,
     /// Bytes of recent segments kept in memory for serving.
     pub cache_mib: u64,
+    /// Reverse proxies in front of this node: from these peers, `X-Forwarded-For` names the
+    /// client (tracker limits per address, viewer counts). Empty: the header is ignored.
+    pub trusted_proxies: Vec<std::net::IpAddr>,
 }
 
 impl Default for HttpConfig {
@@ -145,6 +148,7 @@ impl Default for HttpConfig {
             listen: SocketAddr::from(([0, 0, 0, 0], 8080)),
             public_url: None,
             cache_mib: 32,
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -236,6 +240,7 @@ impl Config {
         if a.public_url.is_some() {
             self.http.public_url = a.public_url.clone();
         }
+        self.http.trusted_proxies.extend(a.trusted_proxy.iter().copied());
         if a.key.is_some() {
             self.stream.key = a.key.clone();
         }

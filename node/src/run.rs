@@ -240,6 +240,7 @@ async fn node(
                 node: Arc::new(NodeInfo {
                     rtmp_url,
                     p2p: hints.libp2p.clone(),
+                    trusted_proxies: cfg.http.trusted_proxies.clone(),
                 }),
                 started: Instant::now(),
                 tracker: tracker.clone(),

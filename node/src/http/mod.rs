@@ -18,13 +18,13 @@ mod body;
 mod streams;
 mod web;
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Instant;
 
 use axum::Router;
 use axum::extract::{Request, State};
-use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -40,6 +40,37 @@ pub struct NodeInfo {
     /// The swarm's multiaddrs (with `/p2p/<peer id>`), when the swarm runs: a seeder given this
     /// node's watch URL dials them.
     pub p2p: Vec<String>,
+    /// Reverse proxies whose `X-Forwarded-For` names the client (`[http] trusted_proxies`).
+    pub trusted_proxies: Vec<IpAddr>,
+}
+
+/// Most `X-Forwarded-For` entries looked at.
+const MAX_FORWARDED: usize = 32;
+
+/// The client's address: the TCP peer, or, when the peer is a trusted proxy, the nearest
+/// `X-Forwarded-For` entry (from the right) that is not a trusted proxy itself. Anything a
+/// client could write further left is ignored.
+pub fn client_ip(peer: SocketAddr, headers: &HeaderMap, trusted: &[IpAddr]) -> IpAddr {
+    let canon = |ip: IpAddr| ip.to_canonical();
+    let peer_ip = canon(peer.ip());
+    if !trusted.contains(&peer_ip) {
+        return peer_ip;
+    }
+    let entries: Vec<&str> = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .collect();
+    for e in entries.iter().rev().take(MAX_FORWARDED) {
+        match e.trim().parse::<IpAddr>().map(canon) {
+            Ok(ip) if trusted.contains(&ip) => continue,
+            Ok(ip) => return ip,
+            // A malformed hop: nothing left of it can be trusted.
+            Err(_) => break,
+        }
+    }
+    peer_ip
 }
 
 #[derive(Debug, Clone)]
@@ -109,10 +140,11 @@ pub fn router(state: AppState) -> Router {
 async fn tracker_ws(
     State(state): State<AppState>,
     axum::extract::ConnectInfo(peer): axum::extract::ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
     ws: axum::extract::ws::WebSocketUpgrade,
 ) -> Response {
     match &state.tracker {
-        Some(t) => crate::tracker::upgrade(t, ws, peer.ip()),
+        Some(t) => crate::tracker::upgrade(t, ws, client_ip(peer, &headers, &state.node.trusted_proxies)),
         None => HttpError::NotFound.into_response(),
     }
 }
@@ -215,4 +247,47 @@ pub async fn serve(
         let _ = tcp.set_nodelay(true);
     });
     axum::serve(listener, app).with_graceful_shutdown(shutdown).await
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn forwarded_for_is_believed_only_from_trusted_proxies() {
+        let proxy: IpAddr = "127.0.0.1".parse().unwrap();
+        let at = |ip: &str| SocketAddr::new(ip.parse().unwrap(), 40000);
+        let xff = |v: &str| {
+            let mut h = HeaderMap::new();
+            h.insert("x-forwarded-for", v.parse().unwrap());
+            h
+        };
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        // No trusted proxy: the header is a client's word, ignored.
+        assert_eq!(
+            client_ip(at("203.0.113.9"), &xff("198.51.100.1"), &[]),
+            ip("203.0.113.9")
+        );
+        assert_eq!(client_ip(at("127.0.0.1"), &xff("198.51.100.1"), &[]), ip("127.0.0.1"));
+        // From the proxy: the rightmost entry the proxy appended.
+        assert_eq!(
+            client_ip(at("127.0.0.1"), &xff("198.51.100.1"), &[proxy]),
+            ip("198.51.100.1")
+        );
+        // A client's own forged entries sit further left and are not reached.
+        assert_eq!(
+            client_ip(at("127.0.0.1"), &xff("10.0.0.1, 198.51.100.1"), &[proxy]),
+            ip("198.51.100.1")
+        );
+        // Chained trusted proxies are skipped; IPv4-mapped IPv6 is the same address.
+        let two = [proxy, ip("192.0.2.7")];
+        assert_eq!(
+            client_ip(at("::ffff:127.0.0.1"), &xff("198.51.100.1, 192.0.2.7"), &two),
+            ip("198.51.100.1")
+        );
+        // Junk or a missing header: the proxy's own address.
+        assert_eq!(client_ip(at("127.0.0.1"), &xff("not-an-ip"), &[proxy]), proxy);
+        assert_eq!(client_ip(at("127.0.0.1"), &HeaderMap::new(), &[proxy]), proxy);
+    }
 }

@@ -46,7 +46,10 @@ fn note_viewer(state: &AppState, view: &StreamView, headers: &HeaderMap, peer: S
         .filter(|s| !s.is_empty() && s.len() <= MAX_VIEWER_ID);
     match id {
         Some(v) => state.catalog.saw_viewer(&view.id, v),
-        None => state.catalog.saw_viewer(&view.id, &peer.ip().to_string()),
+        None => {
+            let ip = super::client_ip(peer, headers, &state.node.trusted_proxies);
+            state.catalog.saw_viewer(&view.id, &ip.to_string());
+        }
     }
 }
 

@@ -142,14 +142,18 @@ pub struct Started {
     pub listen: Vec<Multiaddr>,
     /// Addresses through the configured relays (`<relay>/p2p-circuit`).
     pub relayed: Vec<Multiaddr>,
+    /// Public addresses from `[swarm] external` (without `/p2p/...`).
+    pub external: Vec<Multiaddr>,
     node: Node,
 }
 
 impl Started {
-    /// Hints for the announce: listen addresses with `/p2p/<peer id>`, then the relayed ones,
-    /// loopback last.
+    /// Hints for the announce, each with `/p2p/<peer id>`: the configured external addresses,
+    /// the listen addresses, the relayed ones, loopback last.
     pub fn hint_addrs(&self) -> Vec<String> {
-        let mut v: Vec<&Multiaddr> = self.listen.iter().chain(&self.relayed).collect();
+        let mut v: Vec<&Multiaddr> = self.external.iter().chain(&self.listen).chain(&self.relayed).collect();
+        v.dedup();
+        // A stable sort: external ones keep their lead within each class.
         v.sort_by_key(|a| {
             let loopback = a
                 .iter()
@@ -383,10 +387,22 @@ pub async fn start(
         }
         node.carry(f.stream, f.http);
     }
+    let external = cfg
+        .external
+        .iter()
+        .filter_map(|a| a.parse::<Multiaddr>().ok())
+        .map(|mut a| {
+            if matches!(a.iter().last(), Some(libp2p::multiaddr::Protocol::P2p(_))) {
+                a.pop();
+            }
+            a
+        })
+        .collect();
     Ok(Started {
         peer_id,
         listen: listen.clone(),
         relayed,
+        external,
         node,
     })
 }

@@ -347,3 +347,25 @@ async fn a_tampered_log_is_refused_and_the_peer_banned() {
         let _ = x.stop.send(true);
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn hints_lead_with_external_then_relayed_addresses_and_loopback_last() {
+    let dir = tempfile::tempdir().unwrap();
+    let catalog = Arc::new(Catalog::new(dir.path(), 1 << 20, Arc::new(Metrics::default())));
+    let replica = Arc::new(Replica::new(dir.path(), catalog, 0));
+    let relay = "/ip4/198.51.100.7/tcp/9/p2p/12D3KooWFeiSanQ4ZNN2FQuJYMe1zpNGLCjYWiKab8t2FHfXb6Qo";
+    let cfg = SwarmConfig {
+        external: vec!["/ip4/203.0.113.5/tcp/4001".into()],
+        relays: vec![relay.into()],
+        ..cfg(Vec::new())
+    };
+    let key = identity::load_or_create(dir.path()).unwrap();
+    let started = start(&cfg, key, replica, None, Vec::new(), Misbehave::default())
+        .await
+        .unwrap();
+    let me = started.peer_id;
+    let hints = started.hint_addrs();
+    assert_eq!(hints[0], format!("/ip4/203.0.113.5/tcp/4001/p2p/{me}"), "{hints:?}");
+    assert_eq!(hints[1], format!("{relay}/p2p-circuit/p2p/{me}"), "{hints:?}");
+    assert!(hints[2].starts_with("/ip4/127.0.0.1/tcp/"), "{hints:?}");
+}
