@@ -555,7 +555,19 @@ impl Segmenter {
             info,
         };
         self.timeline.next_sequence += 1;
-        self.timeline.next_start_ms = self.timeline.next_start_ms.max(end_us.div_ceil(1000));
+        // A publisher that drops mid-GOP leaves frames shown after the decode timeline ends
+        // (B-frame reordering): the next session starts after everything this one presented,
+        // or players see time go backwards across the reconnect.
+        let shown_end_us = video
+            .iter()
+            .zip(&video_run)
+            .map(|(s, r)| {
+                let pts = (s.ticks as i64 + i64::from(s.cts)).max(0) as u64;
+                ticks_to_us(pts + u64::from(r.duration), VIDEO_TIMESCALE)
+            })
+            .chain(a_end)
+            .fold(end_us, u64::max);
+        self.timeline.next_start_ms = self.timeline.next_start_ms.max(shown_end_us.div_ceil(1000));
         Ok(Some(segment))
     }
 }

@@ -195,11 +195,23 @@ impl StreamSigner {
         if total > limits::MAX_RENDITIONS {
             return Err(Error::oversize("renditions", total, limits::MAX_RENDITIONS));
         }
+        // Until the log is appended nothing is committed: a failure (a full disk) puts the
+        // windows and numbering back, so the next publish neither lists a segment the log lacks
+        // nor skips a media sequence number.
+        let undo = (
+            self.renditions.clone(),
+            self.next_seq.clone(),
+            self.pending_disc.clone(),
+        );
         let mut entries = Vec::with_capacity(batch.len());
-        for seg in batch {
+        let added = batch.into_iter().try_for_each(|seg| {
             entries.push(self.add_segment(seg)?);
+            Ok(())
+        });
+        if let Err(e) = added.and_then(|()| self.store.append_log(&entries)) {
+            (self.renditions, self.next_seq, self.pending_disc) = undo;
+            return Err(e);
         }
-        self.store.append_log(&entries)?;
         for e in entries {
             self.log.push(e.leaf_hash()?);
             self.retain(e);

@@ -141,8 +141,19 @@ impl StreamStore {
             .append(true)
             .open(&path)
             .map_err(Error::io("open", &path))?;
-        f.write_all(&buf).map_err(Error::io("append", &path))?;
-        f.sync_data().map_err(Error::io("sync", &path))
+        let len = f.metadata().map_err(Error::io("stat", &path))?.len();
+        let res = f
+            .write_all(&buf)
+            .map_err(Error::io("append", &path))
+            .and_then(|()| f.sync_data().map_err(Error::io("sync", &path)));
+        if res.is_err() {
+            // A short write (a full disk) would leave a torn line that the next append turns
+            // into an unparsable one: cut the file back to where this append began.
+            if let Err(e) = f.set_len(len) {
+                tracing::error!(path = %path.display(), error = %e, "cannot cut a failed append off the log");
+            }
+        }
+        res
     }
 
     /// Read the log. A torn last line (a crash mid-append) is cut off the file.
@@ -191,11 +202,18 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
     let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
-    let mut f = File::create(&tmp).map_err(Error::io("create", &tmp))?;
-    f.write_all(bytes).map_err(Error::io("write", &tmp))?;
-    f.sync_data().map_err(Error::io("sync", &tmp))?;
-    drop(f);
-    fs::rename(&tmp, path).map_err(Error::io("rename", path))?;
+    let written = File::create(&tmp)
+        .map_err(Error::io("create", &tmp))
+        .and_then(|mut f| {
+            f.write_all(bytes).map_err(Error::io("write", &tmp))?;
+            f.sync_data().map_err(Error::io("sync", &tmp))
+        })
+        .and_then(|()| fs::rename(&tmp, path).map_err(Error::io("rename", path)));
+    if written.is_err() {
+        // A partial temp file (a full disk) would keep holding the space it took.
+        let _ = fs::remove_file(&tmp);
+    }
+    written?;
     if let Ok(d) = File::open(dir) {
         // Make the rename durable; a failure here only weakens durability.
         let _ = d.sync_all();

@@ -163,3 +163,68 @@ async fn a_tampered_segment_fails_verification() {
     assert!(!report.ok());
     assert!(report.failures.iter().any(|f| f.contains("hash_mismatch")), "{report}");
 }
+
+/// What a full disk does, made deterministic: a path the store cannot write.
+fn block(path: &std::path::Path) -> std::path::PathBuf {
+    let aside = path.with_extension("aside");
+    if path.exists() {
+        std::fs::rename(path, &aside).unwrap();
+    }
+    std::fs::create_dir_all(path.join("blocker")).unwrap();
+    aside
+}
+
+fn unblock(path: &std::path::Path, aside: &std::path::Path) {
+    std::fs::remove_dir_all(path).unwrap();
+    if aside.exists() {
+        std::fs::rename(aside, path).unwrap();
+    }
+}
+
+#[tokio::test]
+async fn a_failed_write_leaves_no_unlogged_segment_no_skipped_number_and_no_temp_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut chain = ManifestChain::new(key().stream_id());
+    let mut signer = StreamSigner::open(key(), dir.path(), SignerConfig::default()).unwrap();
+    chain.accept_wire(signer.publish(vec![seg(0)]).unwrap().wire()).unwrap();
+
+    // The log cannot be appended: the segment is refused and nothing of it remains.
+    let log = signer.store().path("log.jsonl");
+    let aside = block(&log);
+    assert_eq!(signer.publish(vec![seg(1)]).unwrap_err().code(), "io");
+    unblock(&log, &aside);
+    let m = signer.publish(vec![seg(2)]).unwrap();
+    chain.accept_wire(m.wire()).unwrap();
+    let seqs: Vec<u64> = m.body.renditions[0].segments.iter().map(|s| s.seq).collect();
+    assert_eq!(
+        seqs,
+        vec![0, 1],
+        "the refused segment is not listed and its number is not skipped"
+    );
+    assert_eq!(m.body.log.size, 2);
+
+    // The playlists cannot be written: the segment is logged, and the next manifest signs it.
+    let master = signer.store().path("master.m3u8");
+    let aside = block(&master);
+    assert_eq!(signer.publish(vec![seg(3)]).unwrap_err().code(), "io");
+    unblock(&master, &aside);
+    let m = signer.publish(vec![seg(4)]).unwrap();
+    chain.accept_wire(m.wire()).unwrap();
+    let seqs: Vec<u64> = m.body.renditions[0].segments.iter().map(|s| s.seq).collect();
+    assert_eq!(seqs, vec![0, 1, 2, 3]);
+    assert_eq!(m.body.log.size, 4);
+
+    let leftovers: Vec<_> = std::fs::read_dir(signer.store().dir())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".tmp"))
+        .collect();
+    assert!(leftovers.is_empty(), "failed writes leave no temp files: {leftovers:?}");
+    let report = verify_stream(
+        &DirSource(signer.store().dir().to_path_buf()),
+        &key().stream_id(),
+        VerifyOptions { archive: true },
+    )
+    .await;
+    assert!(report.ok(), "{report}");
+}

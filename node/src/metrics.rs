@@ -74,6 +74,7 @@ pub struct Metrics {
     segments_signed: AtomicU64,
     manifests_signed: AtomicU64,
     ingest_dropped: AtomicU64,
+    store_write_errors: AtomicU64,
     verify_fail_disk: AtomicU64,
     verify_fail_chain: AtomicU64,
     verify_fail_peer: AtomicU64,
@@ -185,6 +186,11 @@ impl Metrics {
         self.ingest_dropped.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// A write to the data directory failed (a full disk, an I/O error); the log says which.
+    pub fn store_write_error(&self) {
+        self.store_write_errors.fetch_add(1, Ordering::Relaxed);
+    }
+
     pub fn verification_failure(&self, source: FailureSource) {
         match source {
             FailureSource::Disk => &self.verify_fail_disk,
@@ -287,6 +293,11 @@ impl Metrics {
         o.push_str("# HELP hlswarm_ingest_segments_dropped_total Ingested segments that could not be signed.\n");
         o.push_str("# TYPE hlswarm_ingest_segments_dropped_total counter\n");
         let _ = writeln!(o, "hlswarm_ingest_segments_dropped_total {}", g(&self.ingest_dropped));
+        o.push_str(
+            "# HELP hlswarm_store_write_errors_total Writes to the data directory that failed (full disk, I/O error).\n",
+        );
+        o.push_str("# TYPE hlswarm_store_write_errors_total counter\n");
+        let _ = writeln!(o, "hlswarm_store_write_errors_total {}", g(&self.store_write_errors));
         o.push_str("# HELP hlswarm_verification_failures_total Signed objects refused, by where they came from.\n");
         o.push_str("# TYPE hlswarm_verification_failures_total counter\n");
         let _ = writeln!(

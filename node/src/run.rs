@@ -6,6 +6,7 @@
 //! `ingest` stops on its own, the node logs it and exits non-zero. On SIGINT/SIGTERM the ingest
 //! finishes and hands over the current segment, the loop signs it, then HTTP drains and stops.
 
+use std::collections::HashSet;
 use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -306,6 +307,7 @@ async fn node(
         announced: None,
         announced_at: 0,
         clock: None,
+        gaps: HashSet::new(),
     });
     if let Some(n) = &mut node {
         n.announce_if_needed(true);
@@ -400,6 +402,8 @@ struct Signing<'a> {
     /// (session, Unix ms at stream time 0): program date-times come from the stream's own
     /// timeline, so ladder rungs (which arrive later than the source) get the source's times.
     clock: Option<(u64, u64)>,
+    /// Renditions whose last segment was dropped: their next one starts a discontinuity.
+    gaps: HashSet<String>,
 }
 
 impl Signing<'_> {
@@ -411,10 +415,15 @@ impl Signing<'_> {
                 match tokio::task::block_in_place(|| self.signer.end()) {
                     Ok(Some(m)) => self.offer(m),
                     Ok(None) => {}
-                    Err(e) => tracing::error!(error = %e, "cannot sign the end of the stream"),
+                    Err(e) => {
+                        self.store_error(&e);
+                        tracing::error!(error = %e, "cannot sign the end of the stream");
+                    }
                 }
             }
-            ingest::IngestEvent::Segment(seg) => {
+            ingest::IngestEvent::Segment(mut seg) => {
+                // After a dropped segment the timeline jumps: players must be told.
+                seg.discontinuity |= self.gaps.remove(&seg.rendition);
                 let (rendition, data, init) = (seg.rendition.clone(), seg.data.clone(), seg.init.clone());
                 let anchor = match self.clock {
                     Some((session, anchor)) if session == seg.session => anchor,
@@ -426,6 +435,7 @@ impl Signing<'_> {
                     }
                 };
                 let new = to_new_segment(seg, anchor);
+                let logged = self.signer.log().len();
                 match tokio::task::block_in_place(|| self.signer.publish(vec![new])) {
                     Ok(m) => {
                         tracing::info!(seq = m.body.seq, log = m.body.log.size, "signed MANIFEST_ROOT");
@@ -434,10 +444,17 @@ impl Signing<'_> {
                         self.offer(m);
                         self.announce_if_needed(false);
                     }
-                    // A segment that cannot be signed is dropped, never served unsigned.
                     Err(e) => {
-                        self.catalog.metrics().ingest_dropped();
-                        tracing::error!(code = e.code(), error = %e, "cannot sign segment; dropped");
+                        self.store_error(&e);
+                        if self.signer.log().len() > logged {
+                            // Logged but its manifest not written: the next manifest signs it.
+                            tracing::error!(code = e.code(), error = %e, "cannot sign segment yet; logged, the next manifest covers it");
+                        } else {
+                            // A segment that cannot be stored is dropped, never served unsigned.
+                            self.catalog.metrics().ingest_dropped();
+                            self.gaps.insert(rendition);
+                            tracing::error!(code = e.code(), error = %e, "cannot sign segment; dropped");
+                        }
                     }
                 }
             }
@@ -489,7 +506,16 @@ impl Signing<'_> {
                     tracing::error!(code = e.code(), error = %e, "own announce refused by the catalog");
                 }
             }
-            Err(e) => tracing::error!(code = e.code(), error = %e, "cannot sign STREAM_ANNOUNCE"),
+            Err(e) => {
+                self.store_error(&e);
+                tracing::error!(code = e.code(), error = %e, "cannot sign STREAM_ANNOUNCE");
+            }
+        }
+    }
+
+    fn store_error(&self, e: &manifest_signer::Error) {
+        if matches!(e, manifest_signer::Error::Io { .. }) {
+            self.catalog.metrics().store_write_error();
         }
     }
 }

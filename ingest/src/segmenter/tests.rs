@@ -101,6 +101,26 @@ fn cuts_at_keyframes_near_target() {
 }
 
 #[test]
+fn a_new_session_starts_after_everything_the_last_one_presented() {
+    // Every frame is shown 66 ms after it is decoded (B-frames), so the last ones are shown
+    // after the decode timeline ends: the last frame is decoded at 2966 ms and shown from
+    // 3032 ms for 33 ms.
+    let mut s = segmenter(1000);
+    feed(&mut s, 0, 3, true);
+    assert!(s.timeline().next_start_ms >= 3_065, "{:?}", s.timeline());
+    let mut next = Segmenter::new(
+        "s".into(),
+        2,
+        Container::Fmp4,
+        Duration::from_millis(1000),
+        1 << 20,
+        s.timeline(),
+    );
+    let segs = feed(&mut next, 0, 2, true);
+    assert!(segs[0].start_pts_us >= 3_065_000, "{}", segs[0].start_pts_us);
+}
+
+#[test]
 fn one_second_target() {
     let mut s = segmenter(1000);
     let segs = feed(&mut s, 0, 5, true);

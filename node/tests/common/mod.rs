@@ -1,17 +1,34 @@
 //! Shared helpers for the node's end-to-end tests: start `hlswarm run` on loopback with
-//! OS-chosen ports and read what it prints, publish with real ffmpeg, stop by SIGTERM.
+//! OS-chosen ports and read what it prints, publish with real ffmpeg, stop by SIGTERM, and
+//! check what a consumer would: the manifest chain, the segment log, `hlswarm verify`, ffmpeg.
 
 #![allow(dead_code, clippy::unwrap_used)]
 
 pub mod browser;
 
+use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
+use manifest_signer::merkle::LogEntry;
+use manifest_signer::{ManifestChain, ManifestRoot, Signed, StreamId};
+
 pub const SECRET: &str = "s3cret";
+
+/// `hlswarm run` on loopback with OS-chosen ports and the test's publish secret.
+pub const RUN: [&str; 7] = [
+    "run",
+    "--rtmp",
+    "127.0.0.1:0",
+    "--http",
+    "127.0.0.1:0",
+    "--stream-key",
+    SECRET,
+];
 
 /// Swarm flags every test node gets unless it passes its own: loopback only, OS-chosen ports,
 /// no mDNS (which would multicast on the machine's real interfaces).
@@ -36,22 +53,41 @@ pub struct Node {
     pub moq: Option<String>,
     pub stream_id: String,
     lines: mpsc::Receiver<String>,
+    /// The node's stderr lines, when launched with `Launch::keep_log`.
+    log: Arc<Mutex<Vec<String>>>,
 }
+
+/// How `Node::launch_with` starts the process, beyond its arguments.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Launch<'a> {
+    /// Run inside this network namespace: `ip netns exec NS` execs the node, so the child's
+    /// pid is the node's own.
+    pub netns: Option<&'a str>,
+    /// Keep the node's stderr (its log) for `Node::log_has`; it is still echoed.
+    pub keep_log: bool,
+}
+
+/// `program`, run inside the network namespace `netns` when set (`ip netns exec` execs it, so
+/// the child's pid is the program's own).
+pub fn command(netns: Option<&str>, program: &str) -> Command {
+    match netns {
+        Some(ns) => {
+            let mut c = Command::new("ip");
+            c.args(["netns", "exec", ns, program]);
+            c
+        }
+        None => Command::new(program),
+    }
+}
+
+/// Most log lines kept per node.
+const LOG_LINES: usize = 10_000;
 
 impl Node {
     /// Start `hlswarm --data-dir DATA run --rtmp 127.0.0.1:0 --http 127.0.0.1:0 --stream-key s3cret EXTRA`
     /// and wait (30 s at most) for it to print its addresses.
     pub fn start(data: &Path, extra: &[&str]) -> Node {
-        let base = [
-            "run",
-            "--rtmp",
-            "127.0.0.1:0",
-            "--http",
-            "127.0.0.1:0",
-            "--stream-key",
-            SECRET,
-        ];
-        Self::launch(data, &base, extra, !extra.contains(&"--no-rtmp"))
+        Self::launch(data, &RUN, extra, !extra.contains(&"--no-rtmp"))
     }
 
     /// Start `hlswarm --data-dir DATA seed SOURCE --http 127.0.0.1:0 EXTRA` (loopback swarm).
@@ -60,9 +96,14 @@ impl Node {
     }
 
     pub fn launch(data: &Path, base: &[&str], extra: &[&str], want_rtmp: bool) -> Node {
+        Self::launch_with(data, base, extra, want_rtmp, Launch::default())
+    }
+
+    pub fn launch_with(data: &Path, base: &[&str], extra: &[&str], want_rtmp: bool, how: Launch) -> Node {
         let want_swarm = !extra.contains(&"--no-swarm");
         let own_swarm_flags = extra.contains(&"--p2p");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_hlswarm"))
+        let mut cmd = command(how.netns, env!("CARGO_BIN_EXE_hlswarm"));
+        let mut child = cmd
             .arg("--data-dir")
             .arg(data)
             .args(base)
@@ -78,10 +119,23 @@ impl Node {
             })
             .args(extra)
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(if how.keep_log { Stdio::piped() } else { Stdio::inherit() })
             .env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()))
             .spawn()
             .unwrap();
+        let log = Arc::new(Mutex::new(Vec::new()));
+        if let Some(err) = child.stderr.take() {
+            let log = log.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(err).lines().map_while(Result::ok) {
+                    eprintln!("{line}");
+                    let mut log = log.lock().unwrap();
+                    if log.len() < LOG_LINES {
+                        log.push(line);
+                    }
+                }
+            });
+        }
         let (tx, lines) = mpsc::channel();
         let out = child.stdout.take().unwrap();
         std::thread::spawn(move || {
@@ -129,7 +183,31 @@ impl Node {
             moq,
             stream_id: id.expect("prints the stream id"),
             lines,
+            log,
         }
+    }
+
+    /// True when a line of the node's log (`Launch::keep_log`) contains every one of `parts`.
+    pub fn log_has(&self, parts: &[&str]) -> bool {
+        self.log
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|l| parts.iter().all(|p| l.contains(p)))
+    }
+
+    /// A line of `/proc/<pid>/status` in KiB (`VmRSS`, `VmHWM`), 0 if it cannot be read.
+    pub fn status_kib(&self, key: &str) -> u64 {
+        let s = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap_or_default();
+        s.lines()
+            .find_map(|l| l.strip_prefix(key)?.strip_prefix(':'))
+            .and_then(|v| v.split_whitespace().next()?.parse().ok())
+            .unwrap_or(0)
+    }
+
+    /// True while the process runs.
+    pub fn alive(&mut self) -> bool {
+        self.child.try_wait().unwrap().is_none()
     }
 
     pub fn rtmp_url(&self, key: &str) -> String {
@@ -149,6 +227,17 @@ impl Node {
             .success();
         assert!(ok, "kill -TERM");
         self.child.wait().unwrap()
+    }
+
+    /// SIGKILL: the node gets no chance to finish anything.
+    pub fn kill9(&mut self) {
+        let ok = Command::new("kill")
+            .args(["-KILL", &self.child.id().to_string()])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "kill -KILL");
+        let _ = self.child.wait();
     }
 }
 
@@ -192,10 +281,19 @@ pub fn verify_archive(data: &Path) -> String {
 
 /// ffmpeg publishing `seconds` of a test pattern with a tone, paced in real time.
 pub fn publish(url: &str, seconds: u32, size: &str) -> Child {
-    Command::new("ffmpeg")
-        .args(["-v", "error", "-nostdin", "-re", "-f", "lavfi", "-i"])
+    publish_in(None, url, seconds, size, 440)
+}
+
+/// `publish`, run inside a network namespace when `netns` is set, with a tone of `hz`: pushes
+/// with different tones never produce byte-identical segments (the test pattern restarts at
+/// 0 with each ffmpeg), so a segment logged twice is a real duplicate.
+pub fn publish_in(netns: Option<&str>, url: &str, seconds: u32, size: &str, hz: u32) -> Child {
+    let mut cmd = command(netns, "ffmpeg");
+    cmd.args(["-v", "error", "-nostdin", "-re", "-f", "lavfi", "-i"])
         .arg(format!("testsrc2=size={size}:rate=30"))
-        .args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000", "-t"])
+        .args(["-f", "lavfi", "-i"])
+        .arg(format!("sine=frequency={hz}:sample_rate=48000"))
+        .arg("-t")
         .arg(seconds.to_string())
         .args([
             "-c:v", "libx264", "-preset", "veryfast", "-g", "30", "-bf", "2", "-pix_fmt", "yuv420p", "-c:a", "aac",
@@ -213,12 +311,197 @@ where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = bool>,
 {
+    wait_for(what, limit, || {
+        let c = cond();
+        async move { c.await.then_some(()) }
+    })
+    .await
+}
+
+/// Wait for `get` to give something, checking every 100 ms, failing after `limit`.
+pub async fn wait_for<T, F, Fut>(what: &str, limit: Duration, mut get: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
     let deadline = tokio::time::Instant::now() + limit;
     loop {
-        if cond().await {
-            return;
+        if let Some(v) = get().await {
+            return v;
         }
         assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// The node's current manifest over HTTP, verified against the stream id; `None` while it has
+/// none or cannot be reached.
+pub async fn manifest(node: &Node, id: &StreamId) -> Option<Signed<ManifestRoot>> {
+    let r = reqwest::get(node.url(&format!("/streams/{id}/manifest.json")))
+        .await
+        .ok()?;
+    if !r.status().is_success() {
+        return None;
+    }
+    Signed::<ManifestRoot>::verify(&r.bytes().await.ok()?, id).ok()
+}
+
+/// The manifest a data directory holds (the signer's and the replica's commit point), verified.
+pub fn manifest_file(data: &Path, id: &StreamId) -> Option<Signed<ManifestRoot>> {
+    let bytes = std::fs::read(stream_dir(data, id).join("manifest.json")).ok()?;
+    Some(Signed::<ManifestRoot>::verify(&bytes, id).unwrap())
+}
+
+pub fn stream_dir(data: &Path, id: &StreamId) -> std::path::PathBuf {
+    data.join("streams").join(id.to_string())
+}
+
+/// Sum of the samples of a metric family whose line starts with `prefix`.
+pub async fn metric(node: &Node, prefix: &str) -> f64 {
+    let text = reqwest::get(node.url("/metrics")).await.unwrap().text().await.unwrap();
+    text.lines()
+        .filter(|l| l.starts_with(prefix))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+/// True when every rendition of the manifest is ended (the publisher went away and the node
+/// signed `EXT-X-ENDLIST`).
+pub fn ended(m: &Signed<ManifestRoot>) -> bool {
+    !m.body.renditions.is_empty() && m.body.renditions.iter().all(|r| r.ended)
+}
+
+/// What a `ChainWatch` saw.
+#[derive(Debug, Default)]
+pub struct ChainReport {
+    /// Every distinct manifest accepted, in order.
+    pub accepted: Vec<Signed<ManifestRoot>>,
+    /// What the chain rules refused, as text.
+    pub refused: Vec<String>,
+}
+
+/// Follows a stream's manifest.json, by HTTP (`http://...`) or from a file, every 50 ms, and
+/// puts each new one through the protocol's chain rules (`ManifestChain`: a successor names its
+/// predecessor, no replay, the log never shrinks or is rewritten) as a consumer would. The
+/// source may be unreachable for a while (a node restarting): fetch errors are retried.
+pub struct ChainWatch {
+    stop: Arc<AtomicBool>,
+    task: tokio::task::JoinHandle<ChainReport>,
+}
+
+impl ChainWatch {
+    pub fn start(source: String, id: StreamId) -> ChainWatch {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let task = tokio::spawn(async move {
+            let client = reqwest::Client::builder()
+                .timeout(Duration::from_secs(2))
+                .build()
+                .unwrap();
+            let mut chain = ManifestChain::new(id);
+            let mut report = ChainReport::default();
+            loop {
+                let last = flag.load(Ordering::Relaxed);
+                let bytes = if source.starts_with("http") {
+                    match client.get(&source).send().await {
+                        Ok(r) if r.status().is_success() => r.bytes().await.ok().map(|b| b.to_vec()),
+                        _ => None,
+                    }
+                } else {
+                    std::fs::read(&source).ok()
+                };
+                if let Some(b) = bytes
+                    && chain.latest().is_none_or(|m| m.wire() != &b[..])
+                {
+                    match chain.accept_wire(&b) {
+                        Ok(m) => report.accepted.push(m),
+                        Err(e) if report.refused.len() < 100 => report.refused.push(e.to_string()),
+                        Err(_) => {}
+                    }
+                }
+                if last {
+                    return report;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        });
+        ChainWatch { stop, task }
+    }
+
+    /// One last look at the source, then the report.
+    pub async fn finish(self) -> ChainReport {
+        self.stop.store(true, Ordering::Relaxed);
+        tokio::time::timeout(Duration::from_secs(10), self.task)
+            .await
+            .expect("the chain watch stops")
+            .unwrap()
+    }
+}
+
+/// The stream's segment log (`log.jsonl`), every line parsed.
+pub fn log_entries(data: &Path, id: &StreamId) -> Vec<LogEntry> {
+    let text = std::fs::read_to_string(stream_dir(data, id).join("log.jsonl")).unwrap();
+    assert!(text.is_empty() || text.ends_with('\n'), "torn last line in log.jsonl");
+    text.lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+}
+
+/// No segment is logged twice and every rendition's media sequence numbers strictly increase:
+/// nothing duplicated, no number reused.
+pub fn assert_log_sound(entries: &[LogEntry]) {
+    let mut last: HashMap<&str, u64> = HashMap::new();
+    let mut hashes = std::collections::HashSet::new();
+    for (i, e) in entries.iter().enumerate() {
+        assert!(
+            hashes.insert(e.segment.hash),
+            "log entry {i}: segment {} logged twice",
+            e.segment.hash
+        );
+        if let Some(prev) = last.insert(&e.rendition, e.segment.seq) {
+            assert!(
+                e.segment.seq > prev,
+                "log entry {i}: {} seq {} after {prev}",
+                e.rendition,
+                e.segment.seq
+            );
+        }
+    }
+}
+
+/// `hlswarm verify TARGET EXTRA` (inside `netns` when set): its report if it passes.
+pub fn verify_in(netns: Option<&str>, target: &str, extra: &[&str]) -> Result<String, String> {
+    let mut cmd = command(netns, env!("CARGO_BIN_EXE_hlswarm"));
+    let o = cmd.args(["verify", target]).args(extra).output().unwrap();
+    let report = format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    if o.status.success() { Ok(report) } else { Err(report) }
+}
+
+/// ffmpeg (inside `netns` when set) decodes every segment an ended playlist lists, with no error.
+pub fn ffmpeg_decodes(netns: Option<&str>, input: &str) -> Result<(), String> {
+    let mut cmd = command(netns, "ffmpeg");
+    let o = cmd
+        .args(["-v", "error", "-nostdin", "-i", input, "-f", "null", "-"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr).into_owned();
+    if o.status.success() && err.is_empty() {
+        Ok(())
+    } else {
+        Err(err)
+    }
+}
+
+/// Fail with a clear message unless the test runs as root (mounts, network namespaces).
+pub fn require_root(what: &str) {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let euid = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Uid:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .unwrap_or("?");
+    assert_eq!(euid, "0", "this test needs root ({what}); CI runs the tests as root");
 }
