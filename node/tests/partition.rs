@@ -11,91 +11,16 @@
 mod common;
 
 use std::path::Path;
-use std::process::Command;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use common::{
-    Launch, Node, SECRET, ended, ffmpeg_decodes, manifest_file, publish_in, require_root, verify_in, wait_for,
-};
+use common::netns::Netns;
+use common::{Launch, Node, SECRET, ended, ffmpeg_decodes, manifest_file, publish_in, verify_in, wait_for};
 use manifest_signer::{ManifestRoot, Signed, StreamId};
 
 const ORIGIN_IP: &str = "10.77.0.1";
 const SEEDER_IP: &str = "10.77.0.2";
 /// The seeder's end of the link, inside its namespace.
 const SEEDER_LINK: &str = "hlsw-s";
-
-/// Two network namespaces joined by a veth pair; both deleted (with the pair) when dropped.
-/// Names carry the pid and a counter, so parallel tests never share one.
-struct Netns {
-    origin: String,
-    seeder: String,
-}
-
-fn ip(args: &[&str]) {
-    let o = Command::new("ip").args(args).output().unwrap();
-    assert!(
-        o.status.success(),
-        "ip {}: {}",
-        args.join(" "),
-        String::from_utf8_lossy(&o.stderr)
-    );
-}
-
-impl Netns {
-    fn new() -> Netns {
-        require_root("it creates network namespaces");
-        static N: AtomicUsize = AtomicUsize::new(0);
-        let tag = format!("{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed));
-        let ns = Netns {
-            origin: format!("hlswarm-o-{tag}"),
-            seeder: format!("hlswarm-s-{tag}"),
-        };
-        ip(&["netns", "add", &ns.origin]);
-        ip(&["netns", "add", &ns.seeder]);
-        // Created inside the origin's namespace with its peer put straight into the seeder's:
-        // neither end ever exists in the host's namespace.
-        ip(&[
-            "-n",
-            &ns.origin,
-            "link",
-            "add",
-            "hlsw-o",
-            "type",
-            "veth",
-            "peer",
-            "name",
-            SEEDER_LINK,
-            "netns",
-            &ns.seeder,
-        ]);
-        for (n, dev, addr) in [(&ns.origin, "hlsw-o", ORIGIN_IP), (&ns.seeder, SEEDER_LINK, SEEDER_IP)] {
-            ip(&["-n", n, "addr", "add", &format!("{addr}/24"), "dev", dev]);
-            ip(&["-n", n, "link", "set", dev, "up"]);
-            ip(&["-n", n, "link", "set", "lo", "up"]);
-        }
-        ns
-    }
-
-    fn seeder_link(&self, up: bool) {
-        ip(&[
-            "-n",
-            &self.seeder,
-            "link",
-            "set",
-            SEEDER_LINK,
-            if up { "up" } else { "down" },
-        ]);
-    }
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        for n in [&self.origin, &self.seeder] {
-            let _ = Command::new("ip").args(["netns", "del", n]).status();
-        }
-    }
-}
 
 async fn wait_file(
     data: &Path,
@@ -112,7 +37,8 @@ async fn wait_file(
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_partitioned_seeder_catches_up_after_the_heal_and_serves_every_segment() {
-    let net = Netns::new();
+    let net = Netns::new(&["origin", "seeder"]);
+    net.link(("origin", "hlsw-o", ORIGIN_IP), ("seeder", SEEDER_LINK, SEEDER_IP));
     let (odata, sdata) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let swarm = |ip: &str| {
         [
@@ -132,12 +58,12 @@ async fn a_partitioned_seeder_catches_up_after_the_heal_and_serves_every_segment
         &oflags,
         true,
         Launch {
-            netns: Some(&net.origin),
+            netns: Some(net.ns("origin")),
             keep_log: false,
         },
     );
     let id: StreamId = origin.stream_id.parse().unwrap();
-    let mut push = publish_in(Some(&net.origin), &origin.rtmp_url(SECRET), 22, "320x240", 440);
+    let mut push = publish_in(Some(net.ns("origin")), &origin.rtmp_url(SECRET), 22, "320x240", 440);
     wait_file(
         odata.path(),
         &id,
@@ -158,7 +84,7 @@ async fn a_partitioned_seeder_catches_up_after_the_heal_and_serves_every_segment
         &sflags,
         false,
         Launch {
-            netns: Some(&net.seeder),
+            netns: Some(net.ns("seeder")),
             keep_log: false,
         },
     );
@@ -173,7 +99,7 @@ async fn a_partitioned_seeder_catches_up_after_the_heal_and_serves_every_segment
     )
     .await;
 
-    net.seeder_link(false);
+    net.ip("seeder", &["link", "set", SEEDER_LINK, "down"]);
     let cut = manifest_file(odata.path(), &id).unwrap();
     wait_file(
         odata.path(),
@@ -190,7 +116,7 @@ async fn a_partitioned_seeder_catches_up_after_the_heal_and_serves_every_segment
         behind.body.seq,
         cut.body.seq
     );
-    net.seeder_link(true);
+    net.ip("seeder", &["link", "set", SEEDER_LINK, "up"]);
     let healed = Instant::now();
     let missed = manifest_file(odata.path(), &id).unwrap().body.seq;
     let catch_up = Duration::from_secs(60);
@@ -213,12 +139,12 @@ async fn a_partitioned_seeder_catches_up_after_the_heal_and_serves_every_segment
         "the window spans the whole broadcast"
     );
     let served = seeder.url(&format!("/streams/{id}/"));
-    let report = verify_in(Some(&net.seeder), &served, &[]).unwrap();
+    let report = verify_in(Some(net.ns("seeder")), &served, &[]).unwrap();
     assert!(
         report.contains(&format!("manifest    seq {},", last.body.seq)),
         "{report}"
     );
     assert!(report.contains(&format!("live window {segments} segments")), "{report}");
-    ffmpeg_decodes(Some(&net.seeder), &format!("{served}master.m3u8")).unwrap();
+    ffmpeg_decodes(Some(net.ns("seeder")), &format!("{served}master.m3u8")).unwrap();
     drop((seeder, origin));
 }

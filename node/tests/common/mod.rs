@@ -5,6 +5,7 @@
 #![allow(dead_code, clippy::unwrap_used)]
 
 pub mod browser;
+pub mod netns;
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
@@ -45,6 +46,8 @@ pub struct Node {
     pub child: Child,
     /// The swarm's listen addresses with `/p2p/<peer id>`, if the swarm runs.
     pub p2p: Vec<String>,
+    /// Addresses through the relays given with `--relay`.
+    pub relayed: Vec<String>,
     /// `127.0.0.1:PORT` of the RTMP listener, if ingest runs.
     pub rtmp: Option<String>,
     /// `http://127.0.0.1:PORT` of the HTTP origin, if it runs.
@@ -147,11 +150,14 @@ impl Node {
         });
         let want_http = !extra.contains(&"--no-http");
         let want_moq = !extra.contains(&"--no-moq");
+        let want_relayed = want_swarm && extra.contains(&"--relay");
         let (mut rtmp, mut http, mut moq, mut id, mut p2p) = (None, None, None, None, Vec::new());
+        let mut relayed = Vec::new();
         let deadline = Instant::now() + Duration::from_secs(30);
         while (want_rtmp && rtmp.is_none())
             || (want_http && http.is_none())
             || (want_swarm && p2p.is_empty())
+            || (want_relayed && relayed.is_empty())
             || (want_moq && moq.is_none())
         {
             let left = deadline.saturating_duration_since(Instant::now());
@@ -174,10 +180,14 @@ impl Node {
             if let Some(a) = line.strip_prefix("p2p listening on ") {
                 p2p.push(a.to_string());
             }
+            if let Some(a) = line.strip_prefix("p2p reachable via relay ") {
+                relayed.push(a.to_string());
+            }
         }
         Node {
             child,
             p2p,
+            relayed,
             rtmp,
             http,
             moq,
