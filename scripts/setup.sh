@@ -22,6 +22,8 @@ if [ "${1:-}" = "--test" ]; then
     command -v python3 >/dev/null || missing+=(python3)
     [ -x /usr/bin/chromium ] || missing+=(chromium)
     command -v c++ >/dev/null || missing+=(g++)   # libFuzzer, built by cargo-fuzz
+    command -v ip >/dev/null || missing+=(iproute2)   # network namespaces (partition, relay)
+    command -v prlimit >/dev/null || missing+=(util-linux)   # load tests raise their fd limit
 fi
 if [ ${#missing[@]} -gt 0 ]; then
     echo "installing: ${missing[*]}"
