@@ -21,7 +21,7 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 cargo build --release --bin hlswarm -q
-B=$ROOT/target/release/hlswarm
+B=${CARGO_TARGET_DIR:-$ROOT/target}/release/hlswarm
 
 # shellcheck source=bench/lib.sh
 . bench/lib.sh

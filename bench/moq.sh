@@ -20,8 +20,8 @@ if [ -n "${BENCH_TARGET_DIR:-}" ]; then
     CMD="BENCH_TARGET_DIR=target/$(basename "$BENCH_TARGET_DIR") bench/moq.sh $N"
 else
     cargo build --release --bin hlswarm --example http-watch -q -p node
-    B=$ROOT/target/release/hlswarm
-    HW=$ROOT/target/release/examples/http-watch
+    B=${CARGO_TARGET_DIR:-$ROOT/target}/release/hlswarm
+    HW=${CARGO_TARGET_DIR:-$ROOT/target}/release/examples/http-watch
     BUILD="release build"
     CMD="bench/moq.sh $N"
 fi
@@ -90,6 +90,11 @@ for name in moq-relay moq-direct http-100 http-1000; do
     [ "$name" = moq-relay ] && RELAY_P95=$P95
 done
 GOAL=$([ "$RELAY_P95" -le 50 ] && echo met || echo "not met")
+# BENCH_RESULTS: keep each subscriber's per-segment output (bench/report.py plots it).
+if [ -n "${BENCH_RESULTS:-}" ]; then
+    mkdir -p "$BENCH_RESULTS/moq"
+    cp "$WORK"/moq-relay.out "$WORK"/moq-direct.out "$WORK"/http-100.out "$WORK"/http-1000.out "$BENCH_RESULTS/moq/"
+fi
 
 CPU=$(awk -F: '/model name/ {print $2; exit}' /proc/cpuinfo | sed 's/^ *//')
 python3 bench/section.py docs/BENCHMARKS.md moq <<MD

@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 
 SECS=${1:-60}
 cargo build --release -q -p node --bin hlswarm
-python3 bench/swarm.py --bin target/release/hlswarm --seconds "$SECS" --seeders "${SEEDERS:-10}" \
-    --work "$WORK" >"$WORK/section.md"
+python3 bench/swarm.py --bin "${CARGO_TARGET_DIR:-target}/release/hlswarm" --seconds "$SECS" --seeders "${SEEDERS:-10}" \
+    --work "$WORK" ${BENCH_RESULTS:+--raw "$BENCH_RESULTS/swarm.json"} >"$WORK/section.md"
 cat "$WORK/section.md"
 python3 bench/section.py docs/BENCHMARKS.md swarm <"$WORK/section.md"
