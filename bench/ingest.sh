@@ -129,6 +129,7 @@ for f in "$WORK"/hlswarm*.log; do
     if grep -q -E ' (ERROR|WARN) ' "$f"; then echo "-- $(basename "$f"):"; grep -E ' (ERROR|WARN) ' "$f" | head -5; fi
 done
 
+if [ -n "${BENCH_RESULTS:-}" ]; then mkdir -p "$BENCH_RESULTS"; cp "$WORK/result.json" "$BENCH_RESULTS/ingest.json"; fi
 [ "$BENCH_DOCS" = 1 ] || { cat "$WORK/result.json"; exit 0; }
 
 export BENCH_TS NGINX LOAD="$LOAD_BEFORE -> $LOAD_AFTER"

@@ -1,7 +1,8 @@
 """Writes the Ingest section of docs/BENCHMARKS.md from ingest-bench's result.json.
 
 Usage: ingest_report.py RESULT.json BENCHMARKS.md (bench/ingest.sh calls it; env: BENCH_TS, NGINX, LOAD).
-Replaces only the text between <!-- ingest:begin --> and <!-- ingest:end -->.
+Replaces only the text between <!-- ingest:begin --> and <!-- ingest:end -->. BENCH_DOC, when
+set, names the file to write instead (as in bench/section.py).
 """
 import json
 import os
@@ -14,7 +15,7 @@ def sh(cmd):
 
 
 res = json.load(open(sys.argv[1]))
-path = sys.argv[2]
+path = os.environ.get("BENCH_DOC") or sys.argv[2]
 cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
 nginx = subprocess.run([os.environ.get("NGINX", "nginx"), "-v"], capture_output=True, text=True).stderr.strip()
 info = {

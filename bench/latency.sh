@@ -75,6 +75,11 @@ print(len(hls), q(hls, .5), q(hls, .95), q(wall, .5), q(wall, .95), fails)
     done
     kill "$FF" 2>/dev/null || true
     kill -TERM "$NODE"; wait "$NODE" || true
+    # BENCH_RESULTS: keep the drivers' samples (one JSON line per 250 ms).
+    if [ -n "${BENCH_RESULTS:-}" ]; then
+        mkdir -p "$BENCH_RESULTS/latency"
+        for MODE in off on; do cp "$D/$MODE.jsonl" "$BENCH_RESULTS/latency/seg$SEG-$MODE.jsonl"; done
+    fi
 done
 
 CPU=$(awk -F: '/model name/ {print $2; exit}' /proc/cpuinfo | sed 's/^ *//')

@@ -5,13 +5,14 @@
 # began playing, the share of verified segment bytes the viewers got from peers, and each one's
 # latency behind live. Rewrites the "P2P share" section of docs/BENCHMARKS.md.
 #   bench/p2p.sh [viewers, default 3] [segment seconds, default 2] [span seconds, default 60]
+#   P2P_WARM=20 bench/p2p.sh ...   # start measuring sooner than one minute (bench/all.sh --quick)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
 N=${1:-3}
 SEG=${2:-2}
 SPAN=${3:-60}
-WARM=60
+WARM=${P2P_WARM:-60}
 LOAD=$(cut -d' ' -f1 /proc/loadavg)
 scripts/setup.sh --test >/dev/null
 cargo build --release --bin hlswarm -q
@@ -34,6 +35,7 @@ ffmpeg -v error -nostdin -re -f lavfi -i testsrc2=size=1280x720:rate=30 -f lavfi
 FF=$!; PIDS+=("$FF")
 timeout $((TOTAL + 60)) python3 bench/p2p_share.py "http://$HTTP/watch/$ID" "$N" "$WARM" "$SPAN" >"$WORK/result.json"
 cat "$WORK/result.json"
+if [ -n "${BENCH_RESULTS:-}" ]; then mkdir -p "$BENCH_RESULTS"; cp "$WORK/result.json" "$BENCH_RESULTS/p2p.json"; fi
 kill "$FF" 2>/dev/null || true
 kill -TERM "$NODE"; wait "$NODE" || true
 

@@ -3,6 +3,9 @@
 when missing. Each bench script owns one section.
 
     python3 bench/section.py docs/BENCHMARKS.md NAME < section.md
+
+BENCH_DOC, when set, names the file to write instead (bench/all.sh collects a run's sections in
+a copy and replaces docs/BENCHMARKS.md only once every script has succeeded).
 """
 import os
 import sys
@@ -15,7 +18,7 @@ HEADER = (
 
 
 def main() -> None:
-    path, name = sys.argv[1], sys.argv[2]
+    path, name = os.environ.get("BENCH_DOC") or sys.argv[1], sys.argv[2]
     body = sys.stdin.read().strip("\n")
     begin, end = f"<!-- {name}:begin -->", f"<!-- {name}:end -->"
     text = open(path).read() if os.path.exists(path) else HEADER

@@ -9,6 +9,7 @@ over manifests, from the seeders' "replicated MANIFEST_ROOT" log lines); CPU sec
 RSS of the origin and of the seeders.
 """
 import argparse
+import json
 import os
 import queue
 import re
@@ -166,6 +167,7 @@ def run_mode(args, mode, media):
         "seed_cpu": statistics.median(seed_cpu),
         "seed_rss": statistics.median(seed_rss),
         "seed_rss_max": max(seed_rss),
+        "delays": {str(seq): max(v) for seq, v in sorted(per_seq.items()) if len(v) == len(seeders)},
     }
 
 
@@ -175,6 +177,7 @@ def main():
     ap.add_argument("--seconds", type=int, default=60)
     ap.add_argument("--seeders", type=int, default=10)
     ap.add_argument("--work", required=True)
+    ap.add_argument("--raw", help="also write each mode's per-manifest delays to the last seeder (JSON)")
     args = ap.parse_args()
     media = os.path.join(args.work, "push.flv")
     subprocess.run(
@@ -187,6 +190,10 @@ def main():
     load = open("/proc/loadavg").read().split()[0]
     res = {mode: run_mode(args, mode, media) for mode in ("swarm", "http")}
     s, h = res["swarm"], res["http"]
+    if args.raw:
+        os.makedirs(os.path.dirname(os.path.abspath(args.raw)), exist_ok=True)
+        with open(args.raw, "w") as f:
+            json.dump({mode: {"seeders": args.seeders, "delay_ms_by_seq": r["delays"]} for mode, r in res.items()}, f)
     cpu = open("/proc/cpuinfo").read()
     model = re.search(r"model name\s*:\s*(.*)", cpu)
     print(f"""## Swarm distribution: 1 origin + {args.seeders} seeders (`bench/swarm.sh {args.seconds}`)
