@@ -102,13 +102,15 @@ KEY=bench-$RANDOM$RANDOM
 start_hlswarm() { # start_hlswarm NAME [--ts]; sets HS_PID, HS_PORT, HS_DIR
     local name=$1; shift
     HS_PORT=$(free_port)
-    "$HLSWARM" --data-dir "$WORK/$name" run --rtmp "127.0.0.1:$HS_PORT" --no-swarm --no-moq --stream-key "$KEY" "$@" \
+    "$HLSWARM" --data-dir "$WORK/$name" run --rtmp "127.0.0.1:$HS_PORT" --http 127.0.0.1:0 --no-swarm --no-moq \
+        --stream-key "$KEY" "$@" \
         >"$WORK/$name.out" 2>"$WORK/$name.log" &
     HS_PID=$!
     PIDS+=("$HS_PID")
     for _ in $(seq 100); do grep -q '^rtmp listening' "$WORK/$name.out" && break; sleep 0.1; done
     grep -q '^rtmp listening' "$WORK/$name.out" || { cat "$WORK/$name.log" >&2; exit 1; }
-    HS_DIR=$(sed -n 's|^  signed HLS  \(.*\)/master.m3u8$|\1|p' "$WORK/$name.out")
+    # The signed stream's directory: DATA_DIR/streams/<stream id> (the banner prints the id).
+    HS_DIR=$WORK/$name/streams/$(awk '/^  stream id/ {print $3}' "$WORK/$name.out")
     mkdir -p "$HS_DIR"
     echo "   $name: pid $HS_PID, rtmp port $HS_PORT"
 }
