@@ -11,7 +11,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
 SAMPLE=${1:-30}
-scripts/setup.sh --test >/dev/null
+# bench/all.sh sets BENCH_SETUP_DONE once it has run the setup (rebuilding the web client
+# would make cargo rebuild the node each time).
+[ -n "${BENCH_SETUP_DONE:-}" ] || scripts/setup.sh --test >/dev/null
 cargo build --release --bin hlswarm -q
 B=${CARGO_TARGET_DIR:-$ROOT/target}/release/hlswarm
 

@@ -11,7 +11,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
 N=${1:-40}
-scripts/setup.sh --test >/dev/null
+# bench/all.sh sets BENCH_SETUP_DONE once it has run the setup (rebuilding the web client
+# would make cargo rebuild the node each time).
+[ -n "${BENCH_SETUP_DONE:-}" ] || scripts/setup.sh --test >/dev/null
 # BENCH_TARGET_DIR: use binaries already built there (debug or release) instead of building.
 if [ -n "${BENCH_TARGET_DIR:-}" ]; then
     B=$BENCH_TARGET_DIR/hlswarm

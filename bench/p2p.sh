@@ -14,7 +14,9 @@ SEG=${2:-2}
 SPAN=${3:-60}
 WARM=${P2P_WARM:-60}
 LOAD=$(cut -d' ' -f1 /proc/loadavg)
-scripts/setup.sh --test >/dev/null
+# bench/all.sh sets BENCH_SETUP_DONE once it has run the setup (rebuilding the web client
+# would make cargo rebuild the node each time).
+[ -n "${BENCH_SETUP_DONE:-}" ] || scripts/setup.sh --test >/dev/null
 cargo build --release --bin hlswarm -q
 B=${CARGO_TARGET_DIR:-$ROOT/target}/release/hlswarm
 
