@@ -98,7 +98,10 @@ fi
 
 SAMPLER= CURRENT=
 stop_all() {
-    [ -n "$CURRENT" ] && kill -TERM -- "-$CURRENT" 2>/dev/null || true
+    if [ -n "$CURRENT" ]; then
+        kill -TERM -- "-$CURRENT" 2>/dev/null || true
+        wait "$CURRENT" 2>/dev/null || true   # its own cleanup: stop by PID, remove scratch
+    fi
     [ -n "$SAMPLER" ] && kill -- "-$SAMPLER" 2>/dev/null || true
 }
 trap stop_all EXIT
