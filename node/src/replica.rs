@@ -353,7 +353,7 @@ impl Replica {
         let entries = std::mem::take(&mut r.log.staged);
         let leaves = std::mem::take(&mut r.log.staged_leaves);
         r.log.target = None;
-        r.store.append_log(&entries)?;
+        r.store.append_log(&entries).inspect_err(|e| self.store_failed(e))?;
         for (e, leaf) in entries.into_iter().zip(leaves) {
             r.log.push(e, leaf, self.retain);
         }
@@ -396,7 +396,7 @@ impl Replica {
         let rel = format!("{SEGMENT_DIR}/{hash}.{}", want.ext);
         let mut streams = self.lock();
         let r = streams.get_mut(id).ok_or_else(|| unsolicited(&hash))?;
-        r.store.put_blob(&rel, &bytes)?;
+        r.store.put_blob(&rel, &bytes).inspect_err(|e| self.store_failed(e))?;
         self.catalog.cache().put(hash, want.ext, bytes);
         r.wanted.remove(&hash);
         r.archive.remove(&hash);
@@ -405,6 +405,13 @@ impl Replica {
         }
         self.commit_ready(id, r);
         Ok(())
+    }
+
+    /// A failed write to the data directory (a full disk): counted, as the signer's are.
+    fn store_failed(&self, e: &Error) {
+        if matches!(e, Error::Io { .. }) {
+            self.catalog.metrics().store_write_error();
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<StreamId, Replicated>> {
@@ -556,6 +563,7 @@ impl Replica {
         };
         let entries: Vec<LogEntry> = order.iter().map(|&(run, i)| runs[run][i].clone()).collect();
         if let Err(e) = r.store.append_log(&entries) {
+            self.store_failed(&e);
             tracing::error!(stream = %id, error = %e, "cannot append to the stored log");
             return;
         }
@@ -613,6 +621,7 @@ impl Replica {
         r.wanted.retain(|h, _| still.contains(h));
         self.extend_log_from_window(id, r, &m.body);
         if let Err(e) = r.store.write_manifest(&m) {
+            self.store_failed(&e);
             tracing::error!(stream = %id, error = %e, "cannot store MANIFEST_ROOT; not served");
             return;
         }

@@ -54,6 +54,8 @@ async fn node(
     seed_only: bool,
 ) -> anyhow::Result<ExitCode> {
     let cfg = Config::load(data_dir, &args)?;
+    // Held until the node exits (the kernel drops it even on SIGKILL).
+    let _lock = lock_data_dir(data_dir)?;
     let misbehave = match &args.misbehave {
         Some(m) => Misbehave::parse(m).context("--misbehave")?,
         None => Misbehave::default(),
@@ -565,6 +567,26 @@ fn to_new_segment(seg: ingest::Segment, anchor: u64) -> NewSegment {
 }
 
 /// The publish secret OBS uses as its stream key: generated once, kept 0600 beside the keys.
+/// One node per data directory: two would sign, prune and rewrite the same files.
+fn lock_data_dir(data_dir: &Path) -> anyhow::Result<std::fs::File> {
+    std::fs::create_dir_all(data_dir).with_context(|| format!("creating {}", data_dir.display()))?;
+    let path = data_dir.join("lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .with_context(|| format!("opening {}", path.display()))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => anyhow::bail!(
+            "another hlswarm node is using the data directory {}; give each node its own --data-dir",
+            data_dir.display()
+        ),
+        Err(std::fs::TryLockError::Error(e)) => Err(e).with_context(|| format!("locking {}", path.display())),
+    }
+}
+
 fn publish_secret(data_dir: &Path) -> anyhow::Result<String> {
     let path = data_dir.join("keys").join("publish.secret");
     if let Ok(s) = std::fs::read_to_string(&path) {

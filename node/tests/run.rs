@@ -15,6 +15,28 @@ fn ffmpeg_rtmp_push_becomes_signed_verified_hls() {
     let node = Node::start(data.path(), &["--segment-seconds", "1"]);
     let id = node.stream_id.clone();
 
+    // A second node on the same data directory is refused before it touches anything.
+    let second = Command::new(env!("CARGO_BIN_EXE_hlswarm"))
+        .arg("--data-dir")
+        .arg(data.path())
+        .args([
+            "run",
+            "--rtmp",
+            "127.0.0.1:0",
+            "--http",
+            "127.0.0.1:0",
+            "--no-swarm",
+            "--no-moq",
+        ])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&second.stderr);
+    assert!(!second.status.success(), "{err}");
+    assert!(
+        err.contains("another hlswarm node is using the data directory"),
+        "{err}"
+    );
+
     let wrong = Command::new("ffmpeg")
         .args([
             "-v",

@@ -1143,10 +1143,17 @@ impl Node {
                 self.disk_reads += 1;
                 let tx = self.tx.clone();
                 let dir = view.dir.join(manifest_signer::store::SEGMENT_DIR);
+                let catalog = self.catalog.clone();
                 tokio::task::spawn_blocking(move || {
                     let resp = match read_verified(&dir, &hash) {
-                        Some(b) => blob_response(b, flip),
-                        None => Response::NotFound,
+                        Ok(Some(b)) => blob_response(b, flip),
+                        Ok(None) => Response::NotFound,
+                        Err(()) => {
+                            catalog
+                                .metrics()
+                                .verification_failure(crate::metrics::FailureSource::Disk);
+                            Response::NotFound
+                        }
                     };
                     let _ = tx.blocking_send(Internal::Serve(channel, resp));
                 });
@@ -1678,22 +1685,24 @@ fn blob_response(mut b: Vec<u8>, flip: bool) -> Response {
 }
 
 /// A blob from the stream's segment directory, re-hashed: a file that changed on disk is not
-/// forwarded.
-fn read_verified(dir: &std::path::Path, hash: &Hash) -> Option<Vec<u8>> {
+/// forwarded (`Err`: it is there but does not match its name).
+fn read_verified(dir: &std::path::Path, hash: &Hash) -> Result<Option<Vec<u8>>, ()> {
     for ext in ["m4s", "ts", manifest_signer::objects::INIT_EXT] {
         let path = dir.join(format!("{hash}.{ext}"));
         match std::fs::metadata(&path) {
             Ok(m) if m.len() <= manifest_signer::objects::limits::MAX_SEGMENT_BYTES => {}
             _ => continue,
         }
-        let b = std::fs::read(&path).ok()?;
+        let Ok(b) = std::fs::read(&path) else {
+            return Ok(None);
+        };
         if Hash::of(&b) == *hash {
-            return Some(b);
+            return Ok(Some(b));
         }
         tracing::error!(path = %path.display(), "blob on disk does not match its hash: not served to peers");
-        return None;
+        return Err(());
     }
-    None
+    Ok(None)
 }
 
 /// A replay only a little behind the latest: gossip reordering, not an attack.
