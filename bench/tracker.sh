@@ -35,28 +35,29 @@ run_one() {
     wait_line "$WORK/$name.log" "listening on" 30
     local addr
     addr=$(sed -n 's/.*listening on //p' "$WORK/$name.log" | head -1)
-    echo "== $name at ws://$addr$path: $PEERS peers, ${SECS}s"
+    cut -d' ' -f1 /proc/loadavg >"$WORK/$name.load"
+    echo "== $name at ws://$addr$path: $PEERS peers, ${SECS}s (load average $(cat "$WORK/$name.load"))"
     timeout $((SECS + 300)) "$LOAD" --url "ws://$addr$path" --pid "$pid" --peers "$PEERS" --swarms 100 \
         --secs "$SECS" --connect-timeout-s 180 | tee "$WORK/$name.json"
     kill -TERM "$pid"; wait "$pid" 2>/dev/null || true
 }
 
-MACHINE_LOAD=$(cut -d' ' -f1 /proc/loadavg)
 run_one hlswarm /tracker "$B" tracker --listen 127.0.0.1:0 --max-connections-per-ip $((PEERS + 100))
 run_one bittorrent-tracker "" node bench/bt-tracker.mjs
 
 BT_VERSION=$(node -p 'require("./tracker/interop/node_modules/bittorrent-tracker/package.json").version')
 CPU=$(awk -F: '/model name/ {print $2; exit}' /proc/cpuinfo | sed 's/^ *//')
-SECTION=$(python3 - "$WORK" "$SECS" "$PEERS" "$BT_VERSION" "$CPU" "$(nproc)" "$(node --version)" "$MACHINE_LOAD" <<'PY'
+SECTION=$(python3 - "$WORK" "$SECS" "$PEERS" "$BT_VERSION" "$CPU" "$(nproc)" "$(node --version)" <<'PY'
 import json, sys, datetime
-work, secs, peers, btv, cpu, cores, nodev, load = sys.argv[1:9]
+work, secs, peers, btv, cpu, cores, nodev = sys.argv[1:8]
 r = {n: json.load(open(f"{work}/{n}.json")) for n in ("hlswarm", "bittorrent-tracker")}
+load = {n: open(f"{work}/{n}.load").read().strip() for n in r}
 mib = lambda k: f"{k / 1024:.0f}"
 rows = []
 for n, label in (("hlswarm", "`hlswarm tracker`"), ("bittorrent-tracker", f"bittorrent-tracker {btv} (Node {nodev})")):
     x = r[n]
     per_cpu = x["announces"] / max(x["server_cpu_s"], 0.01)
-    rows.append(f"| {label} | {x['connected']} | {x['connect_s']:.1f} | {x['per_sec']:.0f} | {per_cpu:.0f} | {mib(x['rss_idle_kib'])} | "
+    rows.append(f"| {label} | {load[n]} | {x['connected']} | {x['connect_s']:.1f} | {x['per_sec']:.0f} | {per_cpu:.0f} | {mib(x['rss_idle_kib'])} | "
                 f"{mib(x['hwm_kib'])} | {x['server_cpu_s']:.1f} | {x['generator_cpu_s']:.1f} | {x['errors']} |")
 ratio = r["hlswarm"]["per_sec"] / max(r["bittorrent-tracker"]["per_sec"], 1)
 eff = lambda x: x["announces"] / max(x["server_cpu_s"], 0.01)
@@ -64,10 +65,11 @@ cpu_ratio = eff(r["hlswarm"]) / max(eff(r["bittorrent-tracker"]), 1)
 mem = r["bittorrent-tracker"]["hwm_kib"] / max(r["hlswarm"]["hwm_kib"], 1)
 print(f"""## Tracker
 
-Command: `bench/tracker.sh {secs} {peers}` ({datetime.date.today()}, {cores} cores, {cpu}; load
-average {load} at the start, from other jobs sharing the machine).
+Command: `bench/tracker.sh {secs} {peers}` ({datetime.date.today()}, {cores} cores, {cpu}; *load*
+is the machine's load average as each run starts, mostly other jobs sharing it).
 One load generator (`tracker-load` in bench/, one tokio worker thread) drives each tracker in
-turn on loopback: {peers} simulated peers, one WebSocket connection each, in 100 swarms; each
+turn on loopback (both answer on one thread: Node's event loop, and `hlswarm tracker`'s default
+`--threads 1`): {peers} simulated peers, one WebSocket connection each, in 100 swarms; each
 announces once (`started`), then all announce in a closed loop for {secs} s (one SDP offer per
 announce, `numwant` 1, so every announce also relays one offer to another peer; the generator
 waits for each announce reply before the next). *announces/s* counts the replies in that phase;
@@ -76,8 +78,8 @@ the tracker's and the generator's over the steady phase; *per CPU s* is announce
 second of the tracker's own CPU time, the fairer measure when other jobs share the machine (a
 tracker that got a whole core would use about {secs} CPU s). Goal: ≥ 4× bittorrent-tracker.
 
-| tracker | peers connected | connect s | announces/s | per CPU s | RSS idle MiB | RSS peak MiB | tracker CPU s | generator CPU s | errors |
-|---|---|---|---|---|---|---|---|---|---|
+| tracker | load | peers connected | connect s | announces/s | per CPU s | RSS idle MiB | RSS peak MiB | tracker CPU s | generator CPU s | errors |
+|---|---|---|---|---|---|---|---|---|---|---|
 {chr(10).join(rows)}
 
 hlswarm / bittorrent-tracker: **{ratio:.1f}×** the announces per second, {cpu_ratio:.1f}× per CPU second,

@@ -77,6 +77,12 @@ pub struct TrackerArgs {
     /// Most simultaneous connections from one IP address, loopback included. Default 64.
     #[arg(long)]
     pub max_connections_per_ip: Option<usize>,
+    /// Runtime worker threads. Every message takes the tracker's one state lock and most of its
+    /// cost is the socket write, so more threads mostly add cross-thread wake-ups: on 2 cores
+    /// shared with the load generator one thread answered 1.6x the announces of two
+    /// (bench/tracker.sh).
+    #[arg(long, env = "HLSWARM_TRACKER_THREADS", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=1024))]
+    pub threads: u16,
 }
 
 #[derive(Debug, Args)]

@@ -22,7 +22,11 @@ use cli::{Cli, Command};
 
 /// Run one command to completion.
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let mut rt = tokio::runtime::Builder::new_multi_thread();
+    if let Command::Tracker(args) = &cli.command {
+        rt.worker_threads(usize::from(args.threads));
+    }
+    let rt = rt.enable_all().build()?;
     rt.block_on(async move {
         match cli.command {
             Command::Run(args) => run::run(&cli.data_dir, args).await,

@@ -14,6 +14,7 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::serve::ListenerExt;
+use futures::SinkExt;
 use tracker::socket::{Frame, WsSocket};
 use tracker::{Tracker, TrackerConfig};
 
@@ -36,8 +37,13 @@ impl WsSocket for AxumWs {
         })
     }
 
+    /// Queued in the library's write buffer; [`WsSocket::flush`] writes the batch.
     async fn send_text(&mut self, text: String) -> bool {
-        self.0.send(Message::Text(text.into())).await.is_ok()
+        self.0.feed(Message::Text(text.into())).await.is_ok()
+    }
+
+    async fn flush(&mut self) -> bool {
+        SinkExt::flush(&mut self.0).await.is_ok()
     }
 
     async fn close(&mut self) {

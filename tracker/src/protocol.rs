@@ -12,13 +12,16 @@
 //! `info_hash`, `peer_id`, `offer_id` and `to_peer_id` are 20 bytes written as a JSON string of
 //! 20 characters, one per byte (code points 0-255, as JavaScript's "binary" strings). They are
 //! decoded into [`Id20`] newtypes and encoded back exactly; anything else is refused. The SDP
-//! `offer`/`answer` objects are opaque: relayed as they came (the message size is capped).
+//! `offer`/`answer` values are [`Opaque`]: checked to be JSON, kept as their text and relayed as
+//! they came, never built into a tree (the message size is capped).
 
 use std::collections::BTreeMap;
 use std::fmt;
 
+use serde::de::{self, Visitor};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::Value;
+use serde_json::value::RawValue;
 
 /// 20 bytes carried as a 20-character "binary" string.
 #[derive(Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -59,14 +62,66 @@ impl fmt::Debug for Id20 {
 
 impl Serialize for Id20 {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&self.to_binary_string())
+        // At most two UTF-8 bytes per char: encoded on the stack, not in a String.
+        let mut buf = [0u8; 40];
+        let mut len = 0;
+        for &b in &self.0 {
+            len += char::from(b).encode_utf8(&mut buf[len..]).len();
+        }
+        s.serialize_str(std::str::from_utf8(&buf[..len]).map_err(serde::ser::Error::custom)?)
     }
 }
 
 impl<'de> Deserialize<'de> for Id20 {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        Id20::from_binary_str(&s).ok_or_else(|| serde::de::Error::custom("expected a 20-character binary string"))
+        d.deserialize_str(Id20Visitor)
+    }
+}
+
+/// Reads the string in place (borrowed or the parser's scratch buffer): no allocation.
+struct Id20Visitor;
+
+impl Visitor<'_> for Id20Visitor {
+    type Value = Id20;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a 20-character binary string")
+    }
+
+    fn visit_str<E: de::Error>(self, s: &str) -> Result<Id20, E> {
+        Id20::from_binary_str(s).ok_or_else(|| E::custom("expected a 20-character binary string"))
+    }
+}
+
+/// A JSON value carried through untouched: the SDP `offer` or `answer`, which only the peers
+/// read. Parsing checks that it is well-formed JSON; it is kept and written back as its text.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Opaque(Box<RawValue>);
+
+impl Opaque {
+    /// The JSON text, as it came.
+    pub fn get(&self) -> &str {
+        self.0.get()
+    }
+}
+
+impl From<Value> for Opaque {
+    fn from(v: Value) -> Opaque {
+        // A `Value` always serializes (string keys, finite numbers).
+        Opaque(serde_json::value::to_raw_value(&v).unwrap_or_default())
+    }
+}
+
+impl PartialEq for Opaque {
+    fn eq(&self, other: &Opaque) -> bool {
+        self.get() == other.get()
+    }
+}
+
+impl fmt::Debug for Opaque {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.get())
     }
 }
 
@@ -84,13 +139,13 @@ pub enum Event {
 /// One WebRTC offer to be handed to one other peer.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Offer {
-    pub offer: Value,
+    pub offer: Opaque,
     pub offer_id: OfferId,
 }
 
 /// A message from a client.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "action", rename_all = "lowercase")]
+#[serde(tag = "action", rename_all = "lowercase", try_from = "WireRequest")]
 pub enum Request {
     Announce(AnnounceRequest),
     Scrape(ScrapeRequest),
@@ -115,7 +170,7 @@ pub struct AnnounceRequest {
     pub offers: Option<Vec<Offer>>,
     /// Set (with `to_peer_id` and `offer_id`) when this message answers a relayed offer.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub answer: Option<Value>,
+    pub answer: Option<Opaque>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub to_peer_id: Option<PeerId>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -137,11 +192,40 @@ pub struct ScrapeRequest {
 }
 
 /// `info_hash` of a scrape: one or a list.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(untagged)]
 pub enum OneOrMany {
     One(InfoHash),
     Many(Vec<InfoHash>),
+}
+
+impl<'de> Deserialize<'de> for OneOrMany {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(OneOrManyVisitor)
+    }
+}
+
+/// A string or a list of strings, read directly (a derived untagged enum buffers the value).
+struct OneOrManyVisitor;
+
+impl<'de> Visitor<'de> for OneOrManyVisitor {
+    type Value = OneOrMany;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a binary string or a list of them")
+    }
+
+    fn visit_str<E: de::Error>(self, s: &str) -> Result<OneOrMany, E> {
+        Id20Visitor.visit_str(s).map(OneOrMany::One)
+    }
+
+    fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<OneOrMany, A::Error> {
+        let mut v = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(64));
+        while let Some(h) = seq.next_element()? {
+            v.push(h);
+        }
+        Ok(OneOrMany::Many(v))
+    }
 }
 
 impl OneOrMany {
@@ -180,7 +264,7 @@ pub struct OfferOut {
     pub action: Action,
     pub info_hash: InfoHash,
     pub peer_id: PeerId,
-    pub offer: Value,
+    pub offer: Opaque,
     pub offer_id: OfferId,
 }
 
@@ -190,7 +274,7 @@ pub struct AnswerOut {
     pub action: Action,
     pub info_hash: InfoHash,
     pub peer_id: PeerId,
-    pub answer: Value,
+    pub answer: Opaque,
     pub offer_id: OfferId,
 }
 
@@ -233,12 +317,84 @@ pub enum Response {
 impl Response {
     /// The JSON text frame.
     pub fn to_json(&self) -> String {
-        // Serializing these types cannot fail: string keys, no non-finite floats.
-        serde_json::to_string(self).unwrap_or_else(|_| String::from("{\"failure reason\":\"internal error\"}"))
+        let opaque = match self {
+            Response::Offer(o) => o.offer.get().len(),
+            Response::Answer(a) => a.answer.get().len(),
+            _ => 0,
+        };
+        let mut out = Vec::with_capacity(160 + opaque);
+        // Serializing these types cannot fail: string keys, no non-finite floats; the output of
+        // serde_json is UTF-8.
+        match serde_json::to_writer(&mut out, self) {
+            Ok(()) => String::from_utf8(out).unwrap_or_default(),
+            Err(_) => String::from("{\"failure reason\":\"internal error\"}"),
+        }
     }
 }
 
 /// Parse one text frame from a client.
 pub fn parse_request(text: &str) -> Result<Request, serde_json::Error> {
     serde_json::from_str(text)
+}
+
+/// Every field any request may have, read in one pass. (A derived `#[serde(tag)]` enum would
+/// first copy the whole message into an intermediate tree, and cannot hold an [`Opaque`].)
+#[derive(Deserialize)]
+struct WireRequest {
+    action: WireAction,
+    #[serde(default)]
+    info_hash: Option<OneOrMany>,
+    #[serde(default)]
+    peer_id: Option<PeerId>,
+    #[serde(default, deserialize_with = "count")]
+    numwant: Option<u64>,
+    #[serde(default)]
+    uploaded: Option<f64>,
+    #[serde(default)]
+    downloaded: Option<f64>,
+    #[serde(default)]
+    left: Option<f64>,
+    #[serde(default)]
+    event: Option<Event>,
+    #[serde(default)]
+    offers: Option<Vec<Offer>>,
+    #[serde(default)]
+    answer: Option<Opaque>,
+    #[serde(default)]
+    to_peer_id: Option<PeerId>,
+    #[serde(default)]
+    offer_id: Option<OfferId>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum WireAction {
+    Announce,
+    Scrape,
+}
+
+impl TryFrom<WireRequest> for Request {
+    type Error = &'static str;
+
+    fn try_from(w: WireRequest) -> Result<Request, &'static str> {
+        Ok(match w.action {
+            WireAction::Scrape => Request::Scrape(ScrapeRequest { info_hash: w.info_hash }),
+            WireAction::Announce => Request::Announce(AnnounceRequest {
+                info_hash: match w.info_hash {
+                    Some(OneOrMany::One(h)) => h,
+                    _ => return Err("an announce needs one info_hash"),
+                },
+                peer_id: w.peer_id.ok_or("an announce needs a peer_id")?,
+                numwant: w.numwant,
+                uploaded: w.uploaded,
+                downloaded: w.downloaded,
+                left: w.left,
+                event: w.event,
+                offers: w.offers,
+                answer: w.answer,
+                to_peer_id: w.to_peer_id,
+                offer_id: w.offer_id,
+            }),
+        })
+    }
 }

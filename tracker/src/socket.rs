@@ -1,6 +1,10 @@
 //! Drive one tracker connection over a WebSocket: read text frames into the state machine,
 //! write replies and relayed messages out, close on silence, on oversized or binary messages,
 //! and when the tracker drops the connection for being too slow.
+//!
+//! Writes are batched: everything ready when the task wakes (the reply to the frame just read
+//! and whatever other peers queued meanwhile) is handed to the socket first and written with one
+//! flush, so a busy connection costs one kernel send per wakeup rather than one per message.
 
 use std::future::Future;
 use std::time::Duration;
@@ -26,8 +30,14 @@ pub enum Frame {
 pub trait WsSocket: Send {
     /// The next frame; `None` when the socket is closed or failed.
     fn recv(&mut self) -> impl Future<Output = Option<Frame>> + Send;
-    /// Send a text frame; `false` when the socket failed.
+    /// Queue a text frame; it is written by the next [`WsSocket::flush`] at the latest. `false`
+    /// when the socket failed.
     fn send_text(&mut self, text: String) -> impl Future<Output = bool> + Send;
+    /// Write out every queued frame; `false` when the socket failed. Sockets that write in
+    /// `send_text` need not implement it.
+    fn flush(&mut self) -> impl Future<Output = bool> + Send {
+        async { true }
+    }
     /// Close the socket (best effort).
     fn close(&mut self) -> impl Future<Output = ()> + Send;
 }
@@ -35,47 +45,63 @@ pub trait WsSocket: Send {
 /// How long one write may take before the client is considered gone.
 const SEND_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Most queued messages written in one batch, so one busy connection cannot hold its worker.
+const MAX_BATCH: usize = 64;
+
 /// Serve one connection until it ends; returns why it ended (for logs and tests).
 pub async fn serve<S: WsSocket>(conn: Connection, mut rx: mpsc::Receiver<String>, mut socket: S) -> &'static str {
     let cfg = conn.tracker().config().clone();
     let idle = cfg.idle_timeout();
-    let mut deadline = Instant::now() + idle;
+    // One timer for the idle close, moved only when it fires early: re-arming it for every
+    // frame would cost a timer-wheel update per message.
+    let mut last_frame = Instant::now();
+    let idle_timer = tokio::time::sleep_until(last_frame + idle);
+    tokio::pin!(idle_timer);
+    let mut out = Vec::new();
     let why = loop {
+        // In this order: a frame from the client first, so that when both it and messages from
+        // other peers are ready, its reply and those messages go out in one write.
         tokio::select! {
-            out = rx.recv() => match out {
-                Some(text) => {
-                    if !send(&mut socket, text).await {
-                        break "write failed";
-                    }
-                }
-                None => break "dropped by the tracker",
-            },
-            frame = tokio::time::timeout_at(deadline, socket.recv()) => {
-                deadline = Instant::now() + idle;
+            biased;
+            frame = socket.recv() => {
+                last_frame = Instant::now();
                 match frame {
-                    Err(_) => {
-                        conn.tracker().metrics().idle_closed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                        break "idle";
-                    }
-                    Ok(None | Some(Frame::Close)) => break "closed by the client",
-                    Ok(Some(Frame::Control)) => {}
-                    Ok(Some(Frame::Binary)) => {
-                        let _ = send(&mut socket, conn.refuse(Reject::Binary, None, None)).await;
+                    None | Some(Frame::Close) => break "closed by the client",
+                    Some(Frame::Control) => continue,
+                    Some(Frame::Binary) => {
+                        let _ = send(&mut socket, [conn.refuse(Reject::Binary, None, None)]).await;
                         break "binary message";
                     }
-                    Ok(Some(Frame::Text(text))) => {
+                    Some(Frame::Text(text)) => {
                         if text.len() > cfg.max_message_bytes {
-                            let _ = send(&mut socket, conn.refuse(Reject::TooLarge, None, None)).await;
+                            let _ = send(&mut socket, [conn.refuse(Reject::TooLarge, None, None)]).await;
                             break "message too large";
                         }
-                        if let Some(reply) = conn.handle_text(&text)
-                            && !send(&mut socket, reply).await
-                        {
-                            break "write failed";
-                        }
+                        out.extend(conn.handle_text(&text));
                     }
                 }
             }
+            () = &mut idle_timer => {
+                if last_frame.elapsed() >= idle {
+                    conn.tracker().metrics().idle_closed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    break "idle";
+                }
+                idle_timer.as_mut().reset(last_frame + idle);
+                continue;
+            }
+            msg = rx.recv() => match msg {
+                Some(text) => out.push(text),
+                None => break "dropped by the tracker",
+            },
+        }
+        // Whatever else is already queued goes out in the same write.
+        while out.len() < MAX_BATCH
+            && let Ok(text) = rx.try_recv()
+        {
+            out.push(text);
+        }
+        if !out.is_empty() && !send(&mut socket, out.drain(..)).await {
+            break "write failed";
         }
     };
     tracing::debug!(conn = conn.id(), reason = why, "tracker connection ended");
@@ -84,8 +110,15 @@ pub async fn serve<S: WsSocket>(conn: Connection, mut rx: mpsc::Receiver<String>
     why
 }
 
-async fn send<S: WsSocket>(socket: &mut S, text: String) -> bool {
-    tokio::time::timeout(SEND_TIMEOUT, socket.send_text(text))
-        .await
-        .unwrap_or(false)
+/// Queue the messages and flush them, within [`SEND_TIMEOUT`].
+async fn send<S: WsSocket>(socket: &mut S, msgs: impl IntoIterator<Item = String>) -> bool {
+    let write = async {
+        for text in msgs {
+            if !socket.send_text(text).await {
+                return false;
+            }
+        }
+        socket.flush().await
+    };
+    tokio::time::timeout(SEND_TIMEOUT, write).await.unwrap_or(false)
 }

@@ -51,16 +51,86 @@ struct Conn {
 
 #[derive(Debug, Default)]
 struct Swarm {
-    peers: HashMap<PeerId, Peer>,
+    peers: Peers,
     seeders: u64,
     downloaded: u64,
 }
 
 #[derive(Debug)]
 struct Peer {
+    id: PeerId,
     conn: ConnId,
     seeder: bool,
     last_seen: Instant,
+}
+
+/// A swarm's peers in a vector (random ones are picked by index, without walking the swarm)
+/// with an index by peer id.
+#[derive(Debug, Default)]
+struct Peers {
+    list: Vec<Peer>,
+    index: HashMap<PeerId, usize>,
+}
+
+impl Peers {
+    fn len(&self) -> usize {
+        self.list.len()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.list.is_empty()
+    }
+
+    fn position(&self, id: &PeerId) -> Option<usize> {
+        self.index.get(id).copied()
+    }
+
+    fn get(&self, id: &PeerId) -> Option<&Peer> {
+        self.position(id).map(|i| &self.list[i])
+    }
+
+    fn get_mut(&mut self, id: &PeerId) -> Option<&mut Peer> {
+        self.position(id).map(|i| &mut self.list[i])
+    }
+
+    fn contains(&self, id: &PeerId) -> bool {
+        self.index.contains_key(id)
+    }
+
+    fn insert(&mut self, peer: Peer) {
+        self.index.insert(peer.id, self.list.len());
+        self.list.push(peer);
+    }
+
+    fn remove(&mut self, id: &PeerId) -> Option<Peer> {
+        let i = self.index.remove(id)?;
+        let peer = self.list.swap_remove(i);
+        if let Some(moved) = self.list.get(i) {
+            self.index.insert(moved.id, i);
+        }
+        Some(peer)
+    }
+
+    fn iter(&self) -> impl Iterator<Item = &Peer> {
+        self.list.iter()
+    }
+
+    /// Up to `n` distinct peers other than the one at `skip`, chosen at random.
+    fn pick(&self, n: usize, skip: usize, rng: &mut u64, out: &mut Vec<usize>) {
+        let others = self.list.len().saturating_sub(1);
+        if n >= others {
+            out.extend((0..self.list.len()).filter(|&i| i != skip));
+            return;
+        }
+        // n < others: drawing until n distinct ones are found ends soon (n is at most
+        // max_numwant, a handful).
+        while out.len() < n {
+            let i = (next(rng) % self.list.len() as u64) as usize;
+            if i != skip && !out.contains(&i) {
+                out.push(i);
+            }
+        }
+    }
 }
 
 impl Swarm {
@@ -197,8 +267,8 @@ impl Tracker {
             .flat_map(|(h, s)| {
                 s.peers
                     .iter()
-                    .filter(|(_, p)| now.duration_since(p.last_seen) >= idle)
-                    .map(|(id, p)| (*h, *id, p.conn))
+                    .filter(|p| now.duration_since(p.last_seen) >= idle)
+                    .map(|p| (*h, p.id, p.conn))
             })
             .collect();
         for (h, p, c) in &stale {
@@ -327,21 +397,19 @@ impl Connection {
         }
         let State { swarms, conns, rng, .. } = &mut *st;
         let swarm = swarms.entry(hash).or_default();
-        if !swarm.peers.contains_key(&me) {
+        if !swarm.peers.contains(&me) {
             if swarm.peers.len() >= cfg.max_peers_per_swarm {
                 if swarm.peers.is_empty() {
                     swarms.remove(&hash);
                 }
                 return Err(Reject::SwarmFull);
             }
-            swarm.peers.insert(
-                me,
-                Peer {
-                    conn: self.id,
-                    seeder: false,
-                    last_seen: now,
-                },
-            );
+            swarm.peers.insert(Peer {
+                id: me,
+                conn: self.id,
+                seeder: false,
+                last_seen: now,
+            });
             if let Some(c) = conns.get_mut(&self.id) {
                 c.joined.push((hash, me));
             }
@@ -353,7 +421,8 @@ impl Connection {
             None => None,
         };
         let mut delta: i64 = 0;
-        if let Some(p) = swarm.peers.get_mut(&me) {
+        let mine = swarm.peers.position(&me).unwrap_or(usize::MAX);
+        if let Some(p) = swarm.peers.list.get_mut(mine) {
             p.last_seen = now;
             if let Some(s) = seeder_now
                 && s != p.seeder
@@ -367,29 +436,16 @@ impl Connection {
             swarm.downloaded += 1;
         }
 
-        // Relay each offer to a different random other peer.
+        // Relay each offer to a different random other peer. Only the announcer's own peer_id
+        // is skipped: the npm client shares one socket between all torrents (and clients) of a
+        // process, so other peers may share our connection.
         let want = req.numwant.map_or(usize::MAX, |n| n as usize);
         let n = want.min(offers.len()).min(cfg.max_numwant);
-        let mut others: Vec<ConnId> = Vec::new();
-        let mut ids: Vec<PeerId> = Vec::new();
+        let mut picks = Vec::new();
         if n > 0 {
-            // Only the announcer's own peer_id is skipped: the npm client shares one socket
-            // between all torrents (and clients) of a process, so other peers may share ours.
-            for (id, p) in &swarm.peers {
-                if *id != me {
-                    ids.push(*id);
-                    others.push(p.conn);
-                }
-            }
+            swarm.peers.pick(n, mine, rng, &mut picks);
         }
-        let picks = n.min(others.len());
-        let mut targets = Vec::with_capacity(picks);
-        for i in 0..picks {
-            let j = i + (next(rng) % (others.len() - i) as u64) as usize;
-            others.swap(i, j);
-            ids.swap(i, j);
-            targets.push(others[i]);
-        }
+        let targets: Vec<ConnId> = picks.iter().map(|&i| swarm.peers.list[i].conn).collect();
         let (complete, incomplete) = swarm.counts();
         for (offer, conn) in offers.into_iter().zip(targets) {
             let msg = Response::Offer(OfferOut {

@@ -57,7 +57,7 @@ fn every_request_round_trips() {
         left: Some(0.0),
         event: Some(Event::Started),
         offers: Some(vec![Offer {
-            offer: json!({"type": "offer", "sdp": "v=0\r\n"}),
+            offer: json!({"type": "offer", "sdp": "v=0\r\n"}).into(),
             offer_id: id(3),
         }]),
         ..AnnounceRequest::default()
@@ -73,7 +73,7 @@ fn every_request_round_trips() {
     round_trip_request(Request::Announce(AnnounceRequest {
         info_hash: id(1),
         peer_id: id(2),
-        answer: Some(json!({"type": "answer", "sdp": "v=0\r\n"})),
+        answer: Some(json!({"type": "answer", "sdp": "v=0\r\n"}).into()),
         to_peer_id: Some(id(9)),
         offer_id: Some(id(3)),
         ..AnnounceRequest::default()
@@ -109,7 +109,7 @@ fn every_response_round_trips_and_has_the_wire_shape() {
         action: Action::Announce,
         info_hash: id(1),
         peer_id: id(2),
-        offer: json!({"type": "offer", "sdp": "x"}),
+        offer: json!({"type": "offer", "sdp": "x"}).into(),
         offer_id: id(3),
     };
     round_trip(o);
@@ -117,7 +117,7 @@ fn every_response_round_trips_and_has_the_wire_shape() {
         action: Action::Announce,
         info_hash: id(1),
         peer_id: id(2),
-        answer: json!({"type": "answer", "sdp": "y"}),
+        answer: json!({"type": "answer", "sdp": "y"}).into(),
         offer_id: id(3),
     });
     let mut files = BTreeMap::new();
@@ -176,6 +176,42 @@ fn parses_what_the_bittorrent_tracker_client_sends() {
     }
 }
 
+#[test]
+fn offers_and_answers_are_relayed_as_their_exact_text() {
+    // Spacing, key order and number spelling survive: the SDP object is never rebuilt.
+    let sdp = r#"{ "type":"offer","sdp":"v=0\r\no=- 1 2 IN IP4 0.0.0.0\r\n", "x":[1.50,{}] }"#;
+    let text = format!(
+        r#"{{"action":"announce","info_hash":{},"peer_id":{},"offers":[{{"offer":{sdp},"offer_id":{}}}]}}"#,
+        serde_json::to_string(&id(1)).unwrap(),
+        serde_json::to_string(&id(2)).unwrap(),
+        serde_json::to_string(&id(3)).unwrap(),
+    );
+    let Request::Announce(a) = parse_request(&text).unwrap() else {
+        panic!("not an announce")
+    };
+    let offer = a.offers.unwrap().remove(0);
+    assert_eq!(offer.offer.get(), sdp);
+    let out = Response::Offer(OfferOut {
+        action: Action::Announce,
+        info_hash: a.info_hash,
+        peer_id: a.peer_id,
+        offer: offer.offer,
+        offer_id: offer.offer_id,
+    })
+    .to_json();
+    assert!(out.contains(&format!(r#""offer":{sdp}"#)), "{out}");
+    // Malformed JSON inside the offer is refused like any other.
+    assert!(parse_request(&text.replace("[1.50", "[1.50,")).is_err());
+    // A scrape may name one hash or several; an announce exactly one.
+    let many = format!(
+        r#"{{"action":"scrape","info_hash":[{0},{0}]}}"#,
+        serde_json::to_string(&id(9)).unwrap()
+    );
+    assert!(matches!(parse_request(&many).unwrap(),
+        Request::Scrape(ScrapeRequest { info_hash: Some(OneOrMany::Many(v)) }) if v == [id(9), id(9)]));
+    assert!(parse_request(&many.replace("scrape", "announce")).is_err());
+}
+
 proptest! {
     #[test]
     fn any_text_parses_or_fails_without_panicking(s in ".{0,300}") {
@@ -201,7 +237,7 @@ proptest! {
                             left in proptest::option::of(0u32..1000), n in 0usize..4) {
         let r = Request::Announce(AnnounceRequest {
             info_hash: Id20(ih), peer_id: Id20(pid), numwant, left: left.map(f64::from),
-            offers: Some((0..n).map(|i| Offer { offer: json!({"sdp": i}), offer_id: Id20([i as u8; 20]) }).collect()),
+            offers: Some((0..n).map(|i| Offer { offer: json!({"sdp": i}).into(), offer_id: Id20([i as u8; 20]) }).collect()),
             ..AnnounceRequest::default()
         });
         let text = serde_json::to_string(&r).unwrap();

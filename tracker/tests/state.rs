@@ -246,10 +246,11 @@ async fn a_slow_peer_is_dropped_without_blocking_the_announcer() {
     );
 }
 
-/// A WebSocket made of channels.
+/// A WebSocket made of channels; with `mark_flushes`, each flush shows as a "FLUSH" message.
 struct MemSocket {
     from_client: mpsc::Receiver<Frame>,
     to_client: mpsc::Sender<String>,
+    mark_flushes: bool,
 }
 
 impl WsSocket for MemSocket {
@@ -258,6 +259,9 @@ impl WsSocket for MemSocket {
     }
     async fn send_text(&mut self, text: String) -> bool {
         self.to_client.send(text).await.is_ok()
+    }
+    async fn flush(&mut self) -> bool {
+        !self.mark_flushes || self.to_client.send("FLUSH".into()).await.is_ok()
     }
     async fn close(&mut self) {}
 }
@@ -272,7 +276,12 @@ fn socket_pair(
     let (conn, rx) = t.connect(IP).unwrap();
     let (in_tx, from_client) = mpsc::channel(8);
     let (to_client, out_rx) = mpsc::channel(8);
-    let task = tokio::spawn(tracker::socket::serve(conn, rx, MemSocket { from_client, to_client }));
+    let socket = MemSocket {
+        from_client,
+        to_client,
+        mark_flushes: false,
+    };
+    let task = tokio::spawn(tracker::socket::serve(conn, rx, socket));
     (in_tx, out_rx, task)
 }
 
@@ -311,4 +320,45 @@ async fn the_driver_relays_and_closes_idle_binary_and_oversized_clients() {
     assert_eq!(t.counts(), (0, 0));
     assert_eq!(t.metrics().connections_open(), 0);
     drop((a_in, b_in, c_in));
+}
+
+#[tokio::test]
+async fn messages_queued_meanwhile_go_out_in_one_flush() {
+    let t = Tracker::new(TrackerConfig::default());
+    let (conn, rx) = t.connect(IP).unwrap();
+    let (in_tx, from_client) = mpsc::channel(8);
+    let (to_client, mut out) = mpsc::channel(8);
+    let b = Peer::new(&t, 2);
+    b.announce(1, 0, json!({}));
+    // Two offers for a wait in its queue (the test runtime runs one task at a time, so the
+    // driver has not run yet) when a's own announce arrives.
+    let a_id = id(1);
+    let a_ann = json!({"action": "announce", "info_hash": id(1), "peer_id": a_id}).to_string();
+    assert_eq!(conn.handle_text(&a_ann).map(|r| r.contains("announce")), Some(true));
+    b.announce(1, 1, json!({}));
+    b.announce(1, 1, json!({}));
+    in_tx.send(Frame::Text(a_ann)).await.unwrap();
+    let socket = MemSocket {
+        from_client,
+        to_client,
+        mark_flushes: true,
+    };
+    let task = tokio::spawn(tracker::socket::serve(conn, rx, socket));
+    let mut seen = Vec::new();
+    while seen.len() < 4 {
+        seen.push(out.recv().await.unwrap());
+    }
+    let kinds: Vec<&str> = seen
+        .iter()
+        .map(|m| match m.as_str() {
+            "FLUSH" => "flush",
+            m if m.contains("\"offer\"") => "offer",
+            _ => "reply",
+        })
+        .collect();
+    assert_eq!(kinds.iter().filter(|k| **k == "flush").count(), 1, "{seen:?}");
+    assert_eq!(kinds.last(), Some(&"flush"), "{seen:?}");
+    assert_eq!(kinds.iter().filter(|k| **k == "offer").count(), 2, "{seen:?}");
+    drop(in_tx);
+    assert_eq!(task.await.unwrap(), "closed by the client");
 }
