@@ -90,13 +90,16 @@ def summary_rows(doc):
     h, b = row(s, "`hlswarm tracker`"), row(s, "bittorrent-tracker")
     peers = re.search(r"bench/tracker\.sh \d+ (\d+)", s)
     peers = f"{int(peers.group(1)):,} peers" if peers else "simulated peers"
-    if h and b:
-        out.append(("Tracker", f"announces/s, {peers}", fmt(num(h[3]), nd=0), f"bittorrent-tracker {fmt(num(b[3]), nd=0)}",
-                    ratio(num(h[3]), num(b[3]), 1), "≥ 4×", met(num(h[3]) >= 4 * num(b[3]))))
-        out.append(("Tracker", "announces per tracker CPU s", fmt(num(h[4]), nd=0), f"bittorrent-tracker {fmt(num(b[4]), nd=0)}",
-                    ratio(num(h[4]), num(b[4]), 1), "", ""))
-        out.append(("Tracker", "peak RSS", fmt(num(h[6]), " MiB", 0), f"bittorrent-tracker {fmt(num(b[6]), ' MiB', 0)}",
-                    ratio(num(h[6]), num(b[6])), "", ""))
+    head = row(s, "tracker", exact=True)
+    if h and b and head:
+        # Columns by their header: the table has grown columns before.
+        ann, cpu, peak = (head.index(c) for c in ("announces/s", "per CPU s", "RSS peak MiB"))
+        out.append(("Tracker", f"announces/s, {peers}", fmt(num(h[ann]), nd=0), f"bittorrent-tracker {fmt(num(b[ann]), nd=0)}",
+                    ratio(num(h[ann]), num(b[ann]), 1), "≥ 4×", met(num(h[ann]) >= 4 * num(b[ann]))))
+        out.append(("Tracker", "announces per tracker CPU s", fmt(num(h[cpu]), nd=0), f"bittorrent-tracker {fmt(num(b[cpu]), nd=0)}",
+                    ratio(num(h[cpu]), num(b[cpu]), 1), "", ""))
+        out.append(("Tracker", "peak RSS", fmt(num(h[peak]), " MiB", 0), f"bittorrent-tracker {fmt(num(b[peak]), ' MiB', 0)}",
+                    ratio(num(h[peak]), num(b[peak])), "", ""))
     s = section(doc, "swarm")
     up, p95 = row(s, "origin upload"), row(s, "delay to all seeders, p95")
     seeders = re.search(r"1 origin \+ (\d+) seeders", s)

@@ -62,7 +62,7 @@ for n, label in (("hlswarm", "`hlswarm tracker`"), ("bittorrent-tracker", f"bitt
 ratio = r["hlswarm"]["per_sec"] / max(r["bittorrent-tracker"]["per_sec"], 1)
 eff = lambda x: x["announces"] / max(x["server_cpu_s"], 0.01)
 cpu_ratio = eff(r["hlswarm"]) / max(eff(r["bittorrent-tracker"]), 1)
-mem = r["bittorrent-tracker"]["hwm_kib"] / max(r["hlswarm"]["hwm_kib"], 1)
+mem = r["hlswarm"]["hwm_kib"] / max(r["bittorrent-tracker"]["hwm_kib"], 1)
 print(f"""## Tracker
 
 Command: `bench/tracker.sh {secs} {peers}` ({datetime.date.today()}, {cores} cores, {cpu}; *load*
@@ -83,7 +83,7 @@ tracker that got a whole core would use about {secs} CPU s). Goal: ≥ 4× bitto
 {chr(10).join(rows)}
 
 hlswarm / bittorrent-tracker: **{ratio:.1f}×** the announces per second, {cpu_ratio:.1f}× per CPU second,
-{mem:.1f}× less peak memory.""")
+peak memory {mem:.1f}× bittorrent-tracker's.""")
 PY
 )
 echo "$SECTION" | python3 bench/section.py docs/BENCHMARKS.md tracker
