@@ -15,38 +15,9 @@ mod common;
 use std::process::Command;
 use std::time::Duration;
 
-use common::{Node, SECRET, publish, verify_archive, wait_until};
+use common::{Node, SECRET, manifest, metric, publish, verify_archive, wait_until};
 use manifest_signer::merkle::LogEntry;
-use manifest_signer::{Container, Hash, ManifestRoot, Signed, StreamId};
-
-async fn manifest(node: &Node, id: &StreamId) -> Option<Signed<ManifestRoot>> {
-    let r = reqwest::get(node.url(&format!("/streams/{id}/manifest.json")))
-        .await
-        .ok()?;
-    if !r.status().is_success() {
-        return None;
-    }
-    Signed::<ManifestRoot>::verify(&r.bytes().await.ok()?, id).ok()
-}
-
-/// Sum of the samples of a metric family whose line starts with `prefix`.
-async fn metric(node: &Node, prefix: &str) -> f64 {
-    let text = reqwest::get(node.url("/metrics")).await.unwrap().text().await.unwrap();
-    text.lines()
-        .filter(|l| l.starts_with(prefix))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
-}
-
-fn kill9(node: &mut Node) {
-    let ok = Command::new("kill")
-        .args(["-KILL", &node.child.id().to_string()])
-        .status()
-        .unwrap()
-        .success();
-    assert!(ok);
-    let _ = node.child.wait();
-}
+use manifest_signer::{Container, Hash, StreamId};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn seeders_converge_verify_and_serve_every_segment() {
@@ -73,7 +44,7 @@ async fn seeders_converge_verify_and_serve_every_segment() {
     // A late seeder that knows only the flipper at first: it must still converge.
     let victim = Node::seed(dirs[8].path(), &id.to_string(), &["--peer", &flipper.p2p[0]]);
     // Seeder 4 dies mid-stream without a chance to clean up, and comes back a little later.
-    kill9(&mut seeders[4]);
+    seeders[4].kill9();
     wait_until("the origin signs 7 segments", Duration::from_secs(30), || async {
         manifest(&origin, &id).await.is_some_and(|m| m.body.log.size >= 7)
     })
