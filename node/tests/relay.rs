@@ -14,7 +14,7 @@ mod common;
 use std::time::Duration;
 
 use common::netns::Netns;
-use common::{Launch, Node, SECRET, ended, manifest_file, publish_in, verify_in, wait_until};
+use common::{Launch, Node, RUN, SECRET, ended, manifest_file, publish_in, verify_in, wait_until};
 use manifest_signer::StreamId;
 
 /// The relay's one address, on its loopback device: both networks route it to the relay,
@@ -36,22 +36,13 @@ async fn a_seeder_carries_a_stream_from_a_node_it_can_reach_only_through_a_relay
     );
 
     let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
-    let run = [
-        "run",
-        "--rtmp",
-        "127.0.0.1:0",
-        "--http",
-        "127.0.0.1:0",
-        "--stream-key",
-        SECRET,
-    ];
     let in_ns = |label: &str| Launch {
         netns: Some(net.ns(label)),
         ..Launch::default()
     };
     let relay = Node::launch_with(
         dirs[0].path(),
-        &run,
+        &RUN,
         &[
             "--relay-server",
             "--p2p",
@@ -65,7 +56,7 @@ async fn a_seeder_carries_a_stream_from_a_node_it_can_reach_only_through_a_relay
     let relay_addr = relay.p2p[0].clone();
     let origin = Node::launch_with(
         dirs[1].path(),
-        &run,
+        &RUN,
         &[
             "--relay",
             &relay_addr,
