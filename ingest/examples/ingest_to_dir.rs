@@ -140,7 +140,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 playlist.add(&seg)?;
                 playlist.write(false)?;
             }
-            IngestEvent::Unpublished { stream, session } => {
+            IngestEvent::Unpublished { stream, session, .. } => {
                 tracing::info!(%stream, session, "unpublished")
             }
         }

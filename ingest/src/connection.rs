@@ -18,7 +18,7 @@ use crate::segmenter::Segmenter;
 use crate::server::{Claim, ClaimError, Shared};
 #[cfg(unix)]
 use crate::transcoder::Ladder;
-use crate::{IngestEvent, Segment};
+use crate::{EndReason, IngestEvent, Segment};
 
 /// Bytes read from the socket at a time.
 const READ_BUF: usize = 16 * 1024;
@@ -40,6 +40,8 @@ struct Conn<S> {
     publish: Option<Publish>,
     last_media: Instant,
     close: bool,
+    /// Reported with Unpublished; a publish that just stops being fed is a disconnect.
+    end_reason: EndReason,
 }
 
 /// Serves one connection until it closes, fails, times out or `stop` fires.
@@ -60,6 +62,7 @@ where
         publish: None,
         last_media: started,
         close: false,
+        end_reason: EndReason::Disconnected,
     };
     let result = async {
         conn.apply(initial).await?;
@@ -131,6 +134,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
                 biased;
                 _ = stop.changed() => {
                     debug!("shutdown");
+                    self.end_reason = EndReason::Shutdown;
                     return Ok(());
                 }
                 r = timeout_at(deadline, self.socket.read(&mut buf)) => r,
@@ -196,6 +200,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
                 request_id, stream_key, ..
             } => self.publish_requested(request_id, &stream_key).await,
             ServerSessionEvent::PublishStreamFinished { .. } => {
+                self.end_reason = EndReason::Finished;
                 self.end_publish().await;
                 Ok(Vec::new())
             }
@@ -362,11 +367,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
         if let Some(ladder) = p.ladder.take() {
             p.claim.rungs = ladder.finish().await;
         }
+        let reason = self.end_reason;
         let ev = IngestEvent::Unpublished {
             stream: p.claim.stream.clone(),
             session: p.claim.session,
+            reason,
         };
         let _ = timeout(FINAL_SEND, events.send(ev)).await;
-        info!(stream = %p.claim.stream, session = p.claim.session, "unpublished");
+        info!(stream = %p.claim.stream, session = p.claim.session, ?reason, "unpublished");
     }
 }

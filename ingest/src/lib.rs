@@ -218,7 +218,24 @@ pub enum IngestEvent {
         stream: String,
         /// The session that ended.
         session: u64,
+        /// Why: only [`EndReason::Finished`] says the broadcaster meant to end the stream.
+        reason: EndReason,
     },
+}
+
+/// Why a publish session ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EndReason {
+    /// The publisher said so (`FCUnpublish`/`deleteStream`, as OBS's "Stop Streaming" and
+    /// ffmpeg's normal exit send): an explicit end of the stream.
+    Finished,
+    /// The connection closed, failed or timed out without an unpublish: the publisher may
+    /// come back (OBS reconnects by itself within seconds).
+    Disconnected,
+    /// Another connection presented the stream key and took the stream over.
+    TakenOver,
+    /// This server is shutting down.
+    Shutdown,
 }
 
 /// Codec and size description of a rendition, for the playlist.
