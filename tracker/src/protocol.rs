@@ -177,12 +177,35 @@ pub struct AnnounceRequest {
     pub offer_id: Option<OfferId>,
 }
 
-/// A non-negative count, lenient about floats (`50.0`) and `null`.
+/// Largest `numwant` accepted: clients ask for a handful; the tracker sends at most
+/// `max_numwant` whatever they ask.
+pub const MAX_NUMWANT: u64 = u32::MAX as u64;
+/// Largest byte count accepted in `uploaded`, `downloaded` and `left`: 2^53, the largest
+/// integer a JavaScript client holds exactly.
+pub const MAX_BYTE_COUNT: f64 = 9_007_199_254_740_992.0;
+
+/// `numwant`: a whole number from 0 to [`MAX_NUMWANT`] (`50.0` is fine), or `null`. Anything
+/// else (negative, fractional, 1e308, NaN) is refused, not silently read as "absent".
 fn count<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
-    Ok(match Option::<f64>::deserialize(d)? {
-        Some(v) if v.is_finite() && v >= 0.0 => Some(v.min(u32::MAX.into()) as u64),
-        _ => None,
-    })
+    match Option::<f64>::deserialize(d)? {
+        None => Ok(None),
+        Some(v) if v >= 0.0 && v <= MAX_NUMWANT as f64 && v.fract() == 0.0 => Ok(Some(v as u64)),
+        Some(_) => Err(serde::de::Error::custom(format_args!(
+            "numwant must be a whole number from 0 to {MAX_NUMWANT}"
+        ))),
+    }
+}
+
+/// `uploaded`, `downloaded`, `left`: a byte count from 0 to 2^53, or `null` (JavaScript's
+/// `Infinity`, which `bittorrent-tracker` sends as `left` when the size is unknown).
+fn bytes<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
+    match Option::<f64>::deserialize(d)? {
+        None => Ok(None),
+        Some(v) if (0.0..=MAX_BYTE_COUNT).contains(&v) => Ok(Some(v)),
+        Some(_) => Err(serde::de::Error::custom(
+            "uploaded, downloaded and left must be byte counts from 0 to 2^53",
+        )),
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
@@ -348,11 +371,11 @@ struct WireRequest {
     peer_id: Option<PeerId>,
     #[serde(default, deserialize_with = "count")]
     numwant: Option<u64>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "bytes")]
     uploaded: Option<f64>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "bytes")]
     downloaded: Option<f64>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "bytes")]
     left: Option<f64>,
     #[serde(default)]
     event: Option<Event>,

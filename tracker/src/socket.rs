@@ -22,6 +22,9 @@ pub enum Frame {
     Binary,
     /// Ping/pong: answered by the WebSocket library; counts as activity.
     Control,
+    /// A message the WebSocket library refused to buffer for its size: refused with a
+    /// `failure reason` and counted like any message over the limit.
+    TooLarge,
     Close,
 }
 
@@ -71,6 +74,10 @@ pub async fn serve<S: WsSocket>(conn: Connection, mut rx: mpsc::Receiver<String>
                     Some(Frame::Binary) => {
                         let _ = send(&mut socket, [conn.refuse(Reject::Binary, None, None)]).await;
                         break "binary message";
+                    }
+                    Some(Frame::TooLarge) => {
+                        let _ = send(&mut socket, [conn.refuse(Reject::TooLarge, None, None)]).await;
+                        break "message too large";
                     }
                     Some(Frame::Text(text)) => {
                         if text.len() > cfg.max_message_bytes {

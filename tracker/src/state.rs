@@ -20,6 +20,9 @@ use crate::{Reject, Result, TrackerConfig, TrackerMetrics};
 
 type ConnId = u64;
 
+/// Longest `failure reason` sent for a malformed message.
+const MAX_DETAIL: usize = 200;
+
 /// A shared handle on one tracker.
 #[derive(Debug, Clone)]
 pub struct Tracker {
@@ -332,12 +335,23 @@ impl Connection {
 
     /// Count and log a refusal; the failure reply to send.
     pub fn refuse(&self, why: Reject, action: Option<Action>, info_hash: Option<InfoHash>) -> String {
+        self.refuse_because(why, action, info_hash, why.to_string())
+    }
+
+    /// [`Connection::refuse`] with a `failure reason` that says more than the [`Reject`]'s.
+    fn refuse_because(
+        &self,
+        why: Reject,
+        action: Option<Action>,
+        info_hash: Option<InfoHash>,
+        reason: String,
+    ) -> String {
         self.tracker.inner.metrics.reject(why);
         tracing::debug!(conn = self.id, reason = why.label(), "tracker message refused");
         Response::Failure(Failure {
             action,
             info_hash,
-            reason: why.to_string(),
+            reason,
         })
         .to_json()
     }
@@ -351,7 +365,12 @@ impl Connection {
         match parse_request(text) {
             Err(e) => {
                 tracing::debug!(conn = self.id, error = %e, "unparsable tracker message");
-                Some(self.refuse(Reject::Malformed, None, None))
+                // The parser's words say what was wrong (a bad numwant, a short info_hash).
+                let mut why = format!("{}: {e}", Reject::Malformed);
+                if let Some((cut, _)) = why.char_indices().nth(MAX_DETAIL) {
+                    why.truncate(cut);
+                }
+                Some(self.refuse_because(Reject::Malformed, None, None, why))
             }
             Ok(Request::Announce(req)) => {
                 let hash = req.info_hash;

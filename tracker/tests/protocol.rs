@@ -244,3 +244,37 @@ proptest! {
         prop_assert_eq!(parse_request(&text).unwrap(), r);
     }
 }
+
+#[test]
+fn out_of_range_numbers_are_refused_not_read_as_absent() {
+    let ann = |field: &str, value: &str| {
+        format!(
+            r#"{{"action":"announce","info_hash":{},"peer_id":{},"{field}":{value}}}"#,
+            serde_json::to_string(&id(1)).unwrap(),
+            serde_json::to_string(&id(2)).unwrap(),
+        )
+    };
+    for (field, value) in [
+        ("numwant", "-1"),
+        ("numwant", "1e308"),
+        ("numwant", "2.5"),
+        ("numwant", "4294967296"),
+        ("left", "-1"),
+        ("left", "1e308"),
+        ("uploaded", "-0.5"),
+        ("downloaded", "9007199254740993e3"),
+    ] {
+        let err = parse_request(&ann(field, value)).expect_err(&format!("{field}={value}"));
+        assert!(err.to_string().contains(field), "{field}={value}: {err}");
+    }
+    // In range, and JavaScript's Infinity (null) for left: accepted.
+    for (field, value) in [
+        ("numwant", "0"),
+        ("numwant", "50.0"),
+        ("left", "null"),
+        ("left", "0"),
+        ("uploaded", "9007199254740992"),
+    ] {
+        assert!(parse_request(&ann(field, value)).is_ok(), "{field}={value}");
+    }
+}

@@ -192,10 +192,11 @@ async fn limits_are_refused_with_a_reason_and_counted() {
         d.announce(1, 0, json!({"peer_id": a.id}))["failure reason"],
         "peer_id is in use by another connection"
     );
-    assert_eq!(
-        a.send(json!({"action": "announce"})).unwrap()["failure reason"],
-        "malformed message"
-    );
+    let why = a.send(json!({"action": "announce"})).unwrap()["failure reason"].to_string();
+    assert!(why.starts_with("\"malformed message: an announce needs"), "{why}");
+    let why = a.send(json!({"action": "announce", "info_hash": id(1), "peer_id": a.id, "numwant": -1}));
+    let why = why.unwrap()["failure reason"].to_string();
+    assert!(why.contains("numwant must be a whole number"), "{why}");
     assert_eq!(
         a.conn.handle_text(&"x".repeat(2001)).map(|s| s.contains("too large")),
         Some(true)
@@ -212,11 +213,11 @@ async fn limits_are_refused_with_a_reason_and_counted() {
         Reject::TooManySwarms,
         Reject::TooManyConnections,
         Reject::PeerIdInUse,
-        Reject::Malformed,
         Reject::TooLarge,
     ] {
         assert_eq!(t.metrics().rejected(r), 1, "{r:?}");
     }
+    assert_eq!(t.metrics().rejected(Reject::Malformed), 2);
     let mut text = String::new();
     t.render_metrics(&mut text);
     assert!(
@@ -314,12 +315,29 @@ async fn the_driver_relays_and_closes_idle_binary_and_oversized_clients() {
     c_in.send(Frame::Text("y".repeat(70_000))).await.unwrap();
     assert!(c_out.recv().await.unwrap().contains("too large"));
     assert_eq!(c_task.await.unwrap(), "message too large");
+    // Past the WebSocket library's own limit the message never arrives as text: the same.
+    let (d_in, mut d_out, d_task) = socket_pair(&t);
+    d_in.send(Frame::TooLarge).await.unwrap();
+    assert!(
+        d_out
+            .recv()
+            .await
+            .unwrap()
+            .contains("\"failure reason\":\"message too large\"")
+    );
+    assert_eq!(d_task.await.unwrap(), "message too large");
+    let mut m = String::new();
+    t.render_metrics(&mut m);
+    assert!(
+        m.contains("hlswarm_tracker_rejected_total{reason=\"too_large\"} 2"),
+        "{m}"
+    );
 
     // a says nothing more: closed after the idle time (time is paused; it auto-advances).
     assert_eq!(a_task.await.unwrap(), "idle");
     assert_eq!(t.counts(), (0, 0));
     assert_eq!(t.metrics().connections_open(), 0);
-    drop((a_in, b_in, c_in));
+    drop((a_in, b_in, c_in, d_in));
 }
 
 #[tokio::test]
