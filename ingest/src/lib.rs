@@ -284,4 +284,7 @@ pub struct Segment {
     pub start_pts_us: u64,
     /// Codecs, size, frame rate and bandwidth.
     pub info: TrackInfo,
+    /// What the broadcaster should change (MP3 audio, a profile browsers cannot play, a long
+    /// keyframe interval), each said once in the log; all of this publish's so far.
+    pub advice: Vec<String>,
 }

@@ -19,6 +19,10 @@ const AAC_FRAME: u64 = 1024;
 const AUDIO_ONLY_AFTER_FRAMES: u32 = 48;
 /// Pending samples per track are bounded (a 10 s segment at 120 fps is 1200 frames).
 const MAX_PENDING_SAMPLES: usize = 20_000;
+/// Most advice notes kept per publish.
+const MAX_ADVICE: usize = 8;
+/// Keyframes further apart than this many segment targets get a note to the broadcaster.
+const LONG_GOP_TARGETS: u64 = 2;
 
 /// One coded frame on the timeline, in its track's timescale.
 #[derive(Debug, Clone)]
@@ -64,10 +68,16 @@ pub(crate) struct Segmenter {
     last_video_duration: u64,
     audio_next: Option<u64>,
     audio_frames_without_video: u32,
+    /// AAC frames held while it is not yet known whether video will come (at most
+    /// [`AUDIO_ONLY_AFTER_FRAMES`]): an audio-only stream keeps its first second.
+    early_audio: Vec<(u64, Bytes)>,
+    /// Presentation time of the last keyframe, for the keyframe-interval advice.
+    last_keyframe_pts: Option<i64>,
+    /// What the broadcaster should change, said once per publish (log and dashboard).
+    advice: Vec<String>,
     discontinuity: bool,
     fragment: u32,
     peak_bps: u64,
-    warned: [bool; 3],
 }
 
 impl Segmenter {
@@ -100,10 +110,12 @@ impl Segmenter {
             last_video_duration: 3000,
             audio_next: None,
             audio_frames_without_video: 0,
+            early_audio: Vec::new(),
+            last_keyframe_pts: None,
+            advice: Vec::new(),
             discontinuity: true,
             fragment: 1,
             peak_bps: 0,
-            warned: [false; 3],
         }
     }
 
@@ -131,12 +143,12 @@ impl Segmenter {
         self.meta_size = (width.min(16384), height.min(16384));
     }
 
-    fn warn_once(&mut self, slot: usize, msg: &str, err: &dyn std::fmt::Display) {
-        if let Some(w) = self.warned.get_mut(slot)
-            && !*w
-        {
-            *w = true;
-            warn!(error = %err, "{msg}");
+    /// Advice to the broadcaster: logged once per publish and carried with every later
+    /// segment ([`Segment::advice`]) for the dashboard.
+    fn advise(&mut self, advice: String) {
+        if self.advice.len() < MAX_ADVICE && !self.advice.contains(&advice) {
+            warn!(rendition = %self.rendition, "publisher: {advice}");
+            self.advice.push(advice);
         }
     }
 
@@ -147,7 +159,9 @@ impl Segmenter {
         let tag = match flv::parse_video(body) {
             Ok(t) => t,
             Err(e @ crate::Error::Unsupported { .. }) => {
-                self.warn_once(0, "unsupported video, ignored", &e);
+                self.advise(format!(
+                    "{e}: the video is dropped. Use H.264 (or HEVC/AV1 over Enhanced RTMP)"
+                ));
                 return Ok(out);
             }
             Err(e) => return Err(e),
@@ -156,6 +170,13 @@ impl Segmenter {
             VideoTag::Config(cfg) => {
                 if self.video_cfg.as_ref() != Some(&cfg) {
                     info!(codecs = %cfg.codecs, width = cfg.width, height = cfg.height, "video config");
+                    if let Some(profile) = unplayable_avc_profile(&cfg) {
+                        self.advise(format!(
+                            "H.264 {profile} passes through, but browsers cannot play it. Use the High \
+                             or Main profile with 8-bit 4:2:0 colour (OBS: Settings > Output > Profile: high, \
+                             Advanced > Color Format: NV12; ffmpeg: -profile:v high -pix_fmt yuv420p)"
+                        ));
+                    }
                     let changed = self.layout.as_ref().is_some_and(|l| l.video.as_ref() != Some(&cfg));
                     self.video_cfg = Some(cfg);
                     if changed {
@@ -190,8 +211,15 @@ impl Segmenter {
         self.mapped_ms = None;
         let tag = match flv::parse_audio(body) {
             Ok(t) => t,
-            Err(e @ crate::Error::Unsupported { .. }) => {
-                self.warn_once(1, "unsupported audio, ignored", &e);
+            Err(crate::Error::Unsupported { detail, .. }) => {
+                let codec = match detail.as_str() {
+                    "SoundFormat 2" | "SoundFormat 14" => "MP3".to_owned(),
+                    other => other.to_owned(),
+                };
+                self.advise(format!(
+                    "{codec} audio is not supported and is dropped: the stream has no sound. \
+                     Use AAC (OBS: Settings > Output > Audio Encoder; ffmpeg: -c:a aac)"
+                ));
                 return Ok(out);
             }
             Err(e) => return Err(e),
@@ -233,11 +261,16 @@ impl Segmenter {
         self.layout = None;
         self.discontinuity = true;
         self.audio_frames_without_video = 0;
+        self.early_audio.clear();
         Ok(())
     }
 
     fn make_layout(&mut self, with_video: bool) -> Result<()> {
         let video = if with_video { self.video_cfg.clone() } else { None };
+        if with_video {
+            // Audio before the first keyframe is not played with video either.
+            self.early_audio.clear();
+        }
         let audio = self.audio_cfg.clone();
         let (mut width, mut height) = video.as_ref().map_or((0, 0), |v| (v.width, v.height));
         if video.is_some() && (width == 0 || height == 0) {
@@ -304,10 +337,14 @@ impl Segmenter {
             let first_pts = first.ticks as i64 + i64::from(first.cts);
             let shown = u64::try_from(pts - first_pts).unwrap_or(0);
             let target = ms_to_ticks(self.target_ms, VIDEO_TIMESCALE);
+            // A keyframe within one frame of the target closes the segment: OBS's first two
+            // keyframes come 1999 ms apart with a 2 s interval, and waiting for the next one
+            // made the first segment 4 s long.
+            let frame = self.last_video_duration.min(u64::from(VIDEO_TIMESCALE));
             let forced = self.pending_bytes + data.len() > self.max_bytes
                 || elapsed > target.saturating_mul(5)
                 || self.video.len() >= MAX_PENDING_SAMPLES;
-            if (keyframe && shown >= target) || forced {
+            if (keyframe && shown + frame >= target) || forced {
                 if forced && !keyframe {
                     warn!(elapsed_ticks = elapsed, "segment cut without a keyframe");
                 }
@@ -315,6 +352,9 @@ impl Segmenter {
                     out.push(seg);
                 }
             }
+        }
+        if keyframe {
+            self.keyframe_interval(pts);
         }
         self.pending_bytes += data.len();
         self.video.push(Sample {
@@ -327,21 +367,52 @@ impl Segmenter {
     }
 
     fn audio_frame(&mut self, ms: u64, data: Bytes, out: &mut Vec<Segment>) -> Result<()> {
-        let Some(cfg) = &self.audio_cfg else {
+        if self.audio_cfg.is_none() {
             return Ok(());
-        };
-        let rate = cfg.sample_rate;
+        }
         if self.layout.is_none() {
             if self.video_cfg.is_some() {
                 return Ok(()); // waiting for the first video keyframe
             }
             self.audio_frames_without_video += 1;
             if self.audio_frames_without_video < AUDIO_ONLY_AFTER_FRAMES {
+                self.early_audio.push((ms, data));
                 return Ok(());
             }
-            info!("no video sequence header: audio-only stream");
+            info!(
+                held_frames = self.early_audio.len(),
+                "no video sequence header: audio-only stream (from its first frame)"
+            );
             self.make_layout(false)?;
+            for (ms, data) in std::mem::take(&mut self.early_audio) {
+                self.queue_audio(ms, data, out)?;
+            }
         }
+        self.queue_audio(ms, data, out)
+    }
+
+    /// Notes a keyframe interval far above the segment target, once per publish: segments
+    /// then last a whole GOP and viewers sit that much further behind live.
+    fn keyframe_interval(&mut self, pts: i64) {
+        let Some(last) = self.last_keyframe_pts.replace(pts) else {
+            return;
+        };
+        let gap_ms = u64::try_from(pts - last).unwrap_or(0) * 1000 / u64::from(VIDEO_TIMESCALE);
+        if gap_ms > self.target_ms * LONG_GOP_TARGETS {
+            let (gap, target) = (gap_ms as f64 / 1000.0, self.target_ms as f64 / 1000.0);
+            self.advise(format!(
+                "keyframes are {gap:.1} s apart, far above the {target:.0} s segment target: segments \
+                 are that long and viewers lag behind. Set OBS: Settings > Output > Keyframe Interval \
+                 to {target:.0} s (not 0 or auto); ffmpeg: -g <{target:.0} x fps>"
+            ));
+        }
+    }
+
+    fn queue_audio(&mut self, ms: u64, data: Bytes, out: &mut Vec<Segment>) -> Result<()> {
+        let Some(cfg) = &self.audio_cfg else {
+            return Ok(());
+        };
+        let rate = cfg.sample_rate;
         let Some(layout) = &self.layout else {
             return Ok(());
         };
@@ -553,6 +624,7 @@ impl Segmenter {
             discontinuity: std::mem::take(&mut self.discontinuity),
             start_pts_us,
             info,
+            advice: self.advice.clone(),
         };
         self.timeline.next_sequence += 1;
         // A publisher that drops mid-GOP leaves frames shown after the decode timeline ends
@@ -569,6 +641,21 @@ impl Segmenter {
             .fold(end_us, u64::max);
         self.timeline.next_start_ms = self.timeline.next_start_ms.max(shown_end_us.div_ceil(1000));
         Ok(Some(segment))
+    }
+}
+
+/// The name of an H.264 profile browsers do not decode (10-bit, 4:2:2, 4:4:4), if `cfg` uses one.
+fn unplayable_avc_profile(cfg: &VideoConfig) -> Option<&'static str> {
+    if cfg.codec != crate::VideoCodec::Avc {
+        return None;
+    }
+    // avcC: configurationVersion, then AVCProfileIndication.
+    match cfg.record.get(1)? {
+        110 => Some("High 10"),
+        122 => Some("High 4:2:2"),
+        244 => Some("High 4:4:4 Predictive"),
+        44 => Some("CAVLC 4:4:4 Intra"),
+        _ => None,
     }
 }
 

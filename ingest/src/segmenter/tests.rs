@@ -281,3 +281,104 @@ fn rung_with_a_decode_delay_cuts_at_the_same_keyframes() {
         );
     }
 }
+
+/// OBS 29 with a 2 s keyframe interval: its first two keyframes come 1999 ms apart. The
+/// keyframe within one frame of the target closes the segment (it used to wait for the third:
+/// a 4 s first segment).
+#[test]
+fn obs_keyframes_1999_ms_apart_close_the_first_segment() {
+    let mut s = segmenter(2000);
+    let mut segs = Vec::new();
+    segs.extend(s.video(0, &video_config()).unwrap());
+    // Keyframes at 0, 1999, 3999, 5999 ms; 30 fps in between.
+    let mut t = 0u32;
+    let mut keys = vec![0u32, 1999, 3999, 5999, 7999];
+    while t < 8000 {
+        let key = keys.first() == Some(&t);
+        if key {
+            keys.remove(0);
+        }
+        segs.extend(s.video(t, &video_frame(key, 0)).unwrap());
+        let next = t + 33;
+        t = match keys.first() {
+            Some(&k) if k < next + 33 && k > t => k,
+            _ => next,
+        };
+    }
+    segs.extend(s.flush().unwrap());
+    let durations: Vec<u64> = segs.iter().map(|s| s.duration_us / 1000).collect();
+    assert!(durations.len() >= 4, "{durations:?}");
+    for d in &durations[..3] {
+        assert!((1900..=2100).contains(d), "every full segment is ~2 s: {durations:?}");
+    }
+    assert!(segs.iter().all(|s| s.advice.is_empty()), "a 2 s GOP needs no advice");
+}
+
+/// OBS's default keyframe interval ("auto", 250 frames at 30 fps: 8.3 s) with 2 s segments:
+/// said once, with the setting to change.
+#[test]
+fn a_keyframe_interval_far_above_the_target_is_advised_once() {
+    let mut s = segmenter(2000);
+    let mut segs = Vec::new();
+    segs.extend(s.video(0, &video_config()).unwrap());
+    for i in 0..(30 * 20) {
+        segs.extend(s.video(i * 1000 / 30, &video_frame(i % 250 == 0, 0)).unwrap());
+    }
+    segs.extend(s.flush().unwrap());
+    let last = segs.last().unwrap();
+    assert_eq!(last.advice.len(), 1, "{:?}", last.advice);
+    assert!(
+        last.advice[0].contains("keyframes are 8.3 s apart"),
+        "{:?}",
+        last.advice
+    );
+    assert!(last.advice[0].contains("Keyframe Interval to 2 s"), "{:?}", last.advice);
+}
+
+/// An audio-only publish used to lose its first ~1 s while the segmenter waited to see whether
+/// video would come; the held frames now open the stream.
+#[test]
+fn an_audio_only_stream_keeps_its_first_second() {
+    let mut s = segmenter(2000);
+    let mut segs = Vec::new();
+    segs.extend(s.audio(0, &audio_config()).unwrap());
+    let frames = 48_000 * 6 / 1024; // 6 s of AAC frames
+    for a in 0..frames {
+        segs.extend(s.audio(a * 1024 * 1000 / 48_000, &audio_frame()).unwrap());
+    }
+    segs.extend(s.flush().unwrap());
+    assert_eq!(segs[0].start_pts_us, 0, "the first frame is in the first segment");
+    let total: u64 = segs.iter().map(|s| s.duration_us).sum();
+    let fed = u64::from(frames) * 1024 * 1_000_000 / 48_000;
+    assert!(total + 30_000 >= fed, "{total} us of {fed} us kept");
+}
+
+/// MP3 audio (SoundFormat 2) is dropped, and a High 10 source would not play in browsers:
+/// both are said, with what to change.
+#[test]
+fn mp3_audio_and_high_10_video_are_advised() {
+    let mut s = segmenter(2000);
+    let mut config = video_config().to_vec();
+    config[6] = 110; // avcC AVCProfileIndication: High 10
+    let mut segs = Vec::new();
+    segs.extend(s.video(0, &Bytes::from(config)).unwrap());
+    segs.extend(s.audio(0, &Bytes::from_static(&[0x2f, 0xff, 0xfb])).unwrap());
+    for i in 0..90 {
+        segs.extend(s.video(i * 1000 / 30, &video_frame(i % 60 == 0, 0)).unwrap());
+        segs.extend(
+            s.audio(i * 1000 / 30, &Bytes::from_static(&[0x2f, 0xff, 0xfb]))
+                .unwrap(),
+        );
+    }
+    segs.extend(s.flush().unwrap());
+    let advice = &segs.last().unwrap().advice;
+    assert_eq!(advice.len(), 2, "each said once: {advice:?}");
+    assert!(
+        advice.iter().any(|a| a.starts_with("H.264 High 10 passes through")),
+        "{advice:?}"
+    );
+    assert!(
+        advice.iter().any(|a| a.starts_with("MP3 audio is not supported")),
+        "{advice:?}"
+    );
+}
