@@ -5,7 +5,8 @@
 // "hlswarm:vectors", read through tests/vectors/index.json so new vectors are picked up).
 
 import { build } from "esbuild";
-import { copyFileSync, mkdirSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { copyFileSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { brotliCompressSync, constants as zlib, gzipSync } from "node:zlib";
 import { fileURLToPath } from "node:url";
 
 const here = (p) => fileURLToPath(new URL(p, import.meta.url));
@@ -57,3 +58,23 @@ copyFileSync(here("html/style.css"), here("dist/assets/style.css"));
 // Remove stale files from earlier builds (for example source maps from a --sourcemap build).
 const keep = new Set(Object.keys(result.metafile.outputs).map((p) => p.split("/").pop()).concat("style.css"));
 for (const f of readdirSync(here("dist/assets"))) if (!keep.has(f)) rmSync(here(`dist/assets/${f}`));
+
+// Precompressed copies (`f.br`, `f.gz`) that the node serves to browsers that accept them: the
+// watch page's script is ~840 KB as it is. Both encoders are deterministic (gzip's header
+// carries no time here), so a rebuild from the same sources gives the same bytes.
+const COMPRESS = /\.(html|js|css|json|svg|txt|map)$/;
+for (const dir of ["dist", "dist/assets"]) {
+  for (const f of readdirSync(here(dir))) {
+    if (!COMPRESS.test(f)) continue;
+    const raw = readFileSync(here(`${dir}/${f}`));
+    const br = brotliCompressSync(raw, {
+      params: { [zlib.BROTLI_PARAM_QUALITY]: 11, [zlib.BROTLI_PARAM_SIZE_HINT]: raw.length },
+    });
+    const gz = gzipSync(raw, { level: 9 });
+    for (const [ext, bytes] of [["br", br], ["gz", gz]]) {
+      const out = here(`${dir}/${f}.${ext}`);
+      if (bytes.length < raw.length) writeFileSync(out, bytes);
+      else rmSync(out, { force: true });
+    }
+  }
+}

@@ -80,6 +80,9 @@ pub struct Catalog {
     cache: SegmentCache,
     metrics: Arc<Metrics>,
     updates: tokio::sync::broadcast::Sender<Arc<StreamView>>,
+    /// What the ingest advises the broadcaster to change in the current publish (shown on
+    /// the dashboard; each also logged once).
+    publisher_advice: Mutex<Vec<String>>,
 }
 
 /// Updates a slow subscriber may fall behind by before it misses some (it then sees `Lagged`
@@ -97,7 +100,20 @@ impl Catalog {
             cache: SegmentCache::new(cache_bytes),
             metrics,
             updates: tokio::sync::broadcast::channel(UPDATES_BACKLOG).0,
+            publisher_advice: Mutex::new(Vec::new()),
         }
+    }
+
+    /// Replaces the advice for the broadcaster (the source rendition's, of the current publish).
+    pub fn set_publisher_advice(&self, advice: &[String]) {
+        let mut held = self.publisher_advice.lock().unwrap_or_else(|p| p.into_inner());
+        if held.as_slice() != advice {
+            advice.clone_into(&mut held);
+        }
+    }
+
+    pub fn publisher_advice(&self) -> Vec<String> {
+        self.publisher_advice.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     /// Every view the catalog publishes from now on: a newly accepted manifest, or a new

@@ -424,6 +424,9 @@ impl Signing<'_> {
                 }
             }
             ingest::IngestEvent::Segment(mut seg) => {
+                if seg.rendition == "source" {
+                    self.catalog.set_publisher_advice(&seg.advice);
+                }
                 // After a dropped segment the timeline jumps: players must be told.
                 seg.discontinuity |= self.gaps.remove(&seg.rendition);
                 let (rendition, data, init) = (seg.rendition.clone(), seg.data.clone(), seg.init.clone());

@@ -31,8 +31,10 @@ impl WsSocket for AxumWs {
             Ok(Message::Ping(_) | Message::Pong(_)) => Frame::Control,
             Ok(Message::Close(_)) => Frame::Close,
             Err(e) => {
-                tracing::debug!(error = %e, "tracker WebSocket read failed");
-                return None;
+                if !is_capacity(e.into_inner()) {
+                    return None;
+                }
+                Frame::TooLarge
             }
         })
     }
@@ -49,6 +51,17 @@ impl WsSocket for AxumWs {
     async fn close(&mut self) {
         let _ = self.0.send(Message::Close(None)).await;
     }
+}
+
+/// Whether the WebSocket library failed a read because the message or frame was over its
+/// size limit (rather than because the connection broke).
+fn is_capacity(e: Box<dyn std::error::Error + Send + Sync>) -> bool {
+    use tokio_tungstenite::tungstenite::Error;
+    let capacity = matches!(e.downcast_ref::<Error>(), Some(Error::Capacity(_)));
+    if !capacity {
+        tracing::debug!(error = %e, "tracker WebSocket read failed");
+    }
+    capacity
 }
 
 /// Initial read buffer per tracker connection.

@@ -235,3 +235,61 @@ async fn origin_serves_signed_stream_to_players() {
     );
     assert!(node.stop().success());
 }
+
+/// The watch page's script (~840 KB) goes out compressed to browsers that accept it: brotli
+/// first, then gzip, identical to the plain file once decoded; plain to everyone else.
+#[tokio::test(flavor = "multi_thread")]
+async fn web_client_is_served_precompressed() {
+    let data = tempfile::tempdir().unwrap();
+    let node = Node::start(data.path(), &["--no-rtmp"]);
+    let url = node.url("/assets/watch.js");
+    let client = reqwest::Client::new();
+    let fetch = |accept: Option<&'static str>| {
+        let mut req = client.get(&url);
+        if let Some(a) = accept {
+            req = req.header("accept-encoding", a);
+        }
+        req.send()
+    };
+    let plain = fetch(None).await.unwrap();
+    assert_eq!(header(&plain, "content-encoding"), "");
+    assert_eq!(header(&plain, "vary"), "accept-encoding");
+    let plain = plain.bytes().await.unwrap();
+    assert!(plain.len() > 100_000, "the bundle: {} bytes", plain.len());
+
+    let br = fetch(Some("gzip, deflate, br, zstd")).await.unwrap();
+    assert_eq!(header(&br, "content-encoding"), "br");
+    let br_tag = header(&br, "etag").to_owned();
+    let br = br.bytes().await.unwrap();
+    assert!(
+        br.len() * 2 < plain.len(),
+        "brotli: {} of {} bytes",
+        br.len(),
+        plain.len()
+    );
+
+    let gz = fetch(Some("gzip")).await.unwrap();
+    assert_eq!(header(&gz, "content-encoding"), "gzip");
+    assert_ne!(header(&gz, "etag"), br_tag, "each encoding has its own ETag");
+    let gz = gz.bytes().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("w.js.gz"), &gz).unwrap();
+    let out = Command::new("gzip")
+        .arg("-dc")
+        .arg(dir.path().join("w.js.gz"))
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert_eq!(out.stdout, plain, "gzip decodes to the plain file");
+
+    let refused = fetch(Some("br;q=0, gzip;q=0")).await.unwrap();
+    assert_eq!(header(&refused, "content-encoding"), "");
+    let page = client
+        .get(node.url("/"))
+        .header("accept-encoding", "br")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(header(&page, "content-encoding"), "br", "the dashboard page too");
+    assert!(node.stop().success());
+}

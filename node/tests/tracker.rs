@@ -103,3 +103,57 @@ fn webrtc_peers_meet_through_the_tracker_embedded_in_the_node() {
     assert!(r.starts_with("HTTP/1.1 404"), "{r}");
     assert!(node.stop().success());
 }
+
+/// A message far over the limit (the WebSocket library refuses to buffer it) still gets a
+/// `failure reason` and is counted, as does an out-of-range numwant; found by a hostile client.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_and_out_of_range_messages_get_a_failure_reason_and_are_counted() {
+    use futures::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    let data = tempfile::tempdir().unwrap();
+    let node = Node::start(data.path(), &["--no-rtmp"]);
+    let http = node.http.clone().unwrap();
+    let addr = http.trim_start_matches("http://").to_owned();
+    let url = format!("ws://{addr}/tracker");
+    let reply = |text: String| {
+        let url = url.clone();
+        async move {
+            let host = url
+                .trim_start_matches("ws://")
+                .split('/')
+                .next()
+                .unwrap_or_default()
+                .to_owned();
+            let tcp = tokio::net::TcpStream::connect(host).await.unwrap();
+            let (mut ws, _) = tokio_tungstenite::client_async(url.as_str(), tcp).await.unwrap();
+            // The send may fail once the server has refused and closed: the reply is what counts.
+            let _ = ws.send(Message::Text(text.into())).await;
+            let next = tokio::time::timeout(Duration::from_secs(10), ws.next()).await;
+            match next.expect("a reply within 10 s") {
+                Some(Ok(Message::Text(t))) => serde_json::from_str::<serde_json::Value>(t.as_str()).unwrap(),
+                other => panic!("no failure reply: {other:?}"),
+            }
+        }
+    };
+    let big = format!(r#"{{"action":"announce","pad":"{}"}}"#, "x".repeat(300 * 1024));
+    assert_eq!(reply(big).await["failure reason"], "message too large");
+    let id = "a".repeat(20);
+    let bad = format!(r#"{{"action":"announce","info_hash":"{id}","peer_id":"{id}","numwant":-5}}"#);
+    let why = reply(bad).await["failure reason"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(why.contains("numwant must be a whole number"), "{why}");
+    let m = tokio::task::spawn_blocking(move || get(&addr, "/metrics"))
+        .await
+        .unwrap();
+    assert!(
+        metric(&m, "hlswarm_tracker_rejected_total{reason=\"too_large\"}") >= 1,
+        "{m}"
+    );
+    assert!(
+        metric(&m, "hlswarm_tracker_rejected_total{reason=\"malformed\"}") >= 1,
+        "{m}"
+    );
+    assert!(node.stop().success());
+}

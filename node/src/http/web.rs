@@ -19,6 +19,69 @@ fn find(path: &str) -> Option<&'static [u8]> {
     embedded::ASSETS.iter().find(|(p, _)| *p == path).map(|(_, b)| *b)
 }
 
+/// The encodings the web client's build precompresses (`f.br`, `f.gz`), best first.
+const ENCODINGS: [(&str, &str); 2] = [("br", "br"), ("gzip", "gz")];
+
+/// `path`'s bytes in the best encoding the request accepts that the build made, with its
+/// `Content-Encoding` (None: the file as it is).
+fn find_encoded(req: &HeaderMap, path: &str) -> Option<(&'static [u8], Option<&'static str>)> {
+    let plain = find(path)?;
+    let accept = req
+        .get_all(header::ACCEPT_ENCODING)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .collect::<Vec<_>>()
+        .join(",");
+    for (coding, ext) in ENCODINGS {
+        if accepts(&accept, coding)
+            && let Some(bytes) = find(&format!("{path}.{ext}"))
+        {
+            return Some((bytes, Some(coding)));
+        }
+    }
+    Some((plain, None))
+}
+
+/// Whether an `Accept-Encoding` value accepts `coding` (RFC 9110 §12.5.3: listed, or `*`, with
+/// a q-value above 0).
+fn accepts(accept: &str, coding: &str) -> bool {
+    let mut star = None;
+    for item in accept.split(',') {
+        let mut parts = item.split(';');
+        let name = parts.next().unwrap_or("").trim();
+        let q = parts
+            .filter_map(|p| p.trim().strip_prefix("q=").or_else(|| p.trim().strip_prefix("Q=")))
+            .find_map(|q| q.trim().parse::<f32>().ok())
+            .unwrap_or(1.0);
+        if name.eq_ignore_ascii_case(coding) {
+            return q > 0.0;
+        }
+        if name == "*" {
+            star = Some(q > 0.0);
+        }
+    }
+    star.unwrap_or(false)
+}
+
+/// Serves an embedded file, compressed when the client accepts it.
+async fn embedded_file(
+    headers: &HeaderMap,
+    name: &str,
+    bytes: &'static [u8],
+    encoding: Option<&'static str>,
+) -> Result<Response, HttpError> {
+    let etag = format!("\"{}\"", &blake3::hash(bytes).to_hex()[..32]);
+    let body = Source::Memory(Bytes::from_static(bytes));
+    let mut r = respond(headers, body, content_type(name), Caching::NoStore, Some(&etag)).await?;
+    let h = r.headers_mut();
+    // Caches must key on the request's Accept-Encoding: the same URL has several bodies.
+    h.insert(header::VARY, HeaderValue::from_static("accept-encoding"));
+    if let Some(coding) = encoding {
+        h.insert(header::CONTENT_ENCODING, HeaderValue::from_static(coding));
+    }
+    Ok(r)
+}
+
 fn content_type(path: &str) -> &'static str {
     match path.rsplit('.').next().unwrap_or("") {
         "html" => "text/html; charset=utf-8",
@@ -36,12 +99,10 @@ fn content_type(path: &str) -> &'static str {
 }
 
 async fn page(headers: &HeaderMap, name: &str) -> Result<Response, HttpError> {
-    let Some(bytes) = find(name) else {
+    let Some((bytes, encoding)) = find_encoded(headers, name) else {
         return Ok((StatusCode::SERVICE_UNAVAILABLE, Html(NOT_BUILT)).into_response());
     };
-    let etag = format!("\"{}\"", &blake3::hash(bytes).to_hex()[..32]);
-    let body = Source::Memory(Bytes::from_static(bytes));
-    respond(headers, body, content_type(name), Caching::NoStore, Some(&etag)).await
+    embedded_file(headers, name, bytes, encoding).await
 }
 
 const NOT_BUILT: &str = "<!doctype html><meta charset=utf-8><title>hlswarm</title>\
@@ -69,11 +130,9 @@ pub async fn asset(Path(file): Path<String>, headers: HeaderMap) -> Result<Respo
         return Err(HttpError::NotFound);
     }
     let name = format!("assets/{file}");
-    let bytes = find(&name).ok_or(HttpError::NotFound)?;
-    let etag = format!("\"{}\"", &blake3::hash(bytes).to_hex()[..32]);
+    let (bytes, encoding) = find_encoded(&headers, &name).ok_or(HttpError::NotFound)?;
+    let mut r = embedded_file(&headers, &name, bytes, encoding).await?;
     // Asset names are not content-hashed, so they are revalidated (cheap: ETag -> 304).
-    let body = Source::Memory(Bytes::from_static(bytes));
-    let mut r = respond(&headers, body, content_type(&name), Caching::NoStore, Some(&etag)).await?;
     r.headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     Ok(r)
@@ -118,6 +177,7 @@ pub async fn api_streams(State(state): State<AppState>) -> Response {
         "node": {
             "version": env!("CARGO_PKG_VERSION"),
             "rtmp_url": state.node.rtmp_url,
+            "publisher_advice": catalog.publisher_advice(),
             "stream_key_hint": state.node.rtmp_url.as_ref().map(|_|
                 "printed when the node starts; kept in keys/publish.secret in its data directory"),
             "viewers": total_viewers,
@@ -169,4 +229,23 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
         text,
     )
         .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::accepts;
+
+    #[test]
+    fn accept_encoding_is_read_with_q_values_and_wildcards() {
+        assert!(accepts("gzip, deflate, br, zstd", "br"));
+        assert!(accepts("gzip, deflate, br, zstd", "gzip"));
+        assert!(!accepts("gzip;q=1.0, br;q=0", "br"));
+        assert!(accepts("GZIP;Q=0.5", "gzip"));
+        assert!(accepts("*", "br"));
+        assert!(!accepts("*;q=0", "gzip"));
+        assert!(!accepts("br;q=0, *", "br"), "an explicit refusal beats the wildcard");
+        assert!(!accepts("identity", "gzip"));
+        assert!(!accepts("", "br"));
+        assert!(!accepts("xbr", "br"));
+    }
 }

@@ -30,6 +30,10 @@ function renderNode(node) {
   $("bytes-out").replaceChildren(...kinds.map(([k, label]) => el("div", {}, `${label}: `, el("b", { textContent: formatBytes(b[k] || 0) }))));
   $("rtmp-url").textContent = node.rtmp_url || "RTMP ingest is off on this node";
   $("key-hint").textContent = node.stream_key_hint || "–";
+  // What the ingest found wrong with the current publish (MP3 audio, a long keyframe interval…).
+  const advice = node.publisher_advice || [];
+  $("advice").hidden = advice.length === 0;
+  $("advice").replaceChildren(...advice.map((a) => el("li", { textContent: a })));
 }
 
 function renderStream(s) {
