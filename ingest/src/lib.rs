@@ -249,7 +249,9 @@ pub struct TrackInfo {
     pub height: u32,
     /// Video frame rate in frames per 1000 s (29.97 fps = 29970); 0 when unknown.
     pub frame_rate_milli: u32,
-    /// Peak bits per second over the segments of this publish so far.
+    /// Highest single-segment bit rate of this publish so far, bits per second: a rough
+    /// figure (a short last segment inflates it). The signed BANDWIDTH is not this: the
+    /// signer measures it per RFC 8216 §4.3.4.2 (`manifest_signer::bandwidth`).
     pub bandwidth: u64,
     /// Video codec, if there is a video track.
     pub video: Option<VideoCodec>,

@@ -5,10 +5,12 @@
 //!
 //! Knows nothing about HTTP, libp2p or MoQ.
 
+pub mod bandwidth;
 pub mod canonical;
 pub mod chain;
 mod error;
 mod hash;
+pub mod idle_end;
 mod keys;
 pub mod merkle;
 pub mod objects;

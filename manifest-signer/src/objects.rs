@@ -105,9 +105,13 @@ pub struct Rendition {
     /// RFC 6381 codecs for the master playlist's CODECS attribute.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub codecs: Option<String>,
-    /// Peak bits per second for BANDWIDTH.
+    /// Peak segment bit rate (RFC 8216 §4.3.4.2) for BANDWIDTH.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bandwidth: Option<u64>,
+    /// Average segment bit rate for AVERAGE-BANDWIDTH (protocol 1.1; older verifiers refuse it
+    /// as an unknown field).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub average_bandwidth: Option<u64>,
     /// `WIDTHxHEIGHT` for RESOLUTION.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resolution: Option<String>,

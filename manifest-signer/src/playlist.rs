@@ -36,6 +36,9 @@ pub fn render_master(m: &ManifestRoot) -> String {
             "#EXT-X-STREAM-INF:BANDWIDTH={}",
             r.bandwidth.unwrap_or_else(|| peak_bandwidth(r)).max(1)
         );
+        if let Some(avg) = r.average_bandwidth {
+            let _ = write!(out, ",AVERAGE-BANDWIDTH={avg}");
+        }
         if let Some(c) = &r.codecs {
             let _ = write!(out, ",CODECS=\"{c}\"");
         }
@@ -50,7 +53,9 @@ pub fn render_master(m: &ManifestRoot) -> String {
     out
 }
 
-/// Peak bits per second over the window, from segment sizes and durations.
+/// The BANDWIDTH of a manifest without `bandwidth` (protocol 1.0 signers): the highest single
+/// segment bit rate in the window. Kept as it was so every node renders such manifests alike;
+/// signers now sign `bandwidth` measured per RFC 8216 (crate::bandwidth).
 pub fn peak_bandwidth(r: &Rendition) -> u64 {
     r.segments
         .iter()

@@ -5,6 +5,7 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use std::path::Path;
 use std::sync::Arc;
 
+use crate::bandwidth::{BandwidthMeter, Sample};
 use crate::merkle::{LogEntry, MerkleLog};
 use crate::objects::{
     AnnounceRendition, BlobRef, Container, Hints, LogHead, ManifestRoot, Rendition, SegmentRef, Signed, StreamAnnounce,
@@ -42,6 +43,9 @@ pub struct RenditionInfo {
     pub codecs: Option<String>,
     pub resolution: Option<String>,
     pub frame_rate_milli: Option<u64>,
+    /// A declared peak bit rate to sign as BANDWIDTH instead of the measurement. `None` (what
+    /// the node and the watcher pass): measured from the signed segments per RFC 8216
+    /// §4.3.4.2 (crate::bandwidth), with AVERAGE-BANDWIDTH beside it.
     pub bandwidth: Option<u64>,
     pub target_duration: Option<u64>,
 }
@@ -67,6 +71,10 @@ fn next_seqs(entries: &[LogEntry]) -> HashMap<String, u64> {
         *n = (*n).max(e.segment.seq + 1);
     }
     next
+}
+
+fn sample(dur_us: u64, bytes: u64) -> Sample {
+    Sample { dur_us, bytes }
 }
 
 fn check_segment(seg: &NewSegment) -> Result<()> {
@@ -114,6 +122,9 @@ pub struct StreamSigner {
     /// Next media sequence number per rendition: above everything in the log, even entries a
     /// crash left unsigned, so no number is ever used twice.
     next_seq: HashMap<String, u64>,
+    /// BANDWIDTH/AVERAGE-BANDWIDTH per rendition since it (re)started; after a restart, from
+    /// the stored window.
+    meters: HashMap<String, BandwidthMeter>,
     announce_seq: Option<u64>,
 }
 
@@ -145,6 +156,16 @@ impl StreamSigner {
         }
         let announce_seq = store.read_announce()?.map(|a| a.body.seq);
         let renditions = latest.as_ref().map(|m| m.body.renditions.clone()).unwrap_or_default();
+        let meters = renditions
+            .iter()
+            .map(|r| {
+                let mut m = BandwidthMeter::default();
+                for s in &r.segments {
+                    m.push(sample(s.dur_us, s.size), r.target_duration);
+                }
+                (r.name.clone(), m)
+            })
+            .collect();
         let mut signer = StreamSigner {
             key,
             store,
@@ -156,6 +177,7 @@ impl StreamSigner {
             log,
             retained: VecDeque::new(),
             refs: HashMap::new(),
+            meters,
             announce_seq,
         };
         let keep = signer.cfg.retain_segments.unwrap_or(usize::MAX);
@@ -202,6 +224,7 @@ impl StreamSigner {
             self.renditions.clone(),
             self.next_seq.clone(),
             self.pending_disc.clone(),
+            self.meters.clone(),
         );
         let mut entries = Vec::with_capacity(batch.len());
         let added = batch.into_iter().try_for_each(|seg| {
@@ -209,7 +232,7 @@ impl StreamSigner {
             Ok(())
         });
         if let Err(e) = added.and_then(|()| self.store.append_log(&entries)) {
-            (self.renditions, self.next_seq, self.pending_disc) = undo;
+            (self.renditions, self.next_seq, self.pending_disc, self.meters) = undo;
             return Err(e);
         }
         for e in entries {
@@ -220,7 +243,7 @@ impl StreamSigner {
     }
 
     /// Mark every rendition ended (EXT-X-ENDLIST) and sign. A later segment reopens the stream
-    /// with a discontinuity.
+    /// with a discontinuity and a fresh window that lists none of the ended playlist's segments.
     pub fn end(&mut self) -> Result<Option<Signed<ManifestRoot>>> {
         if self.renditions.is_empty() || self.renditions.iter().all(|r| r.ended) {
             return Ok(None);
@@ -300,6 +323,7 @@ impl StreamSigner {
                     ended: false,
                     codecs: None,
                     bandwidth: None,
+                    average_bandwidth: None,
                     resolution: None,
                     frame_rate_milli: None,
                 });
@@ -310,10 +334,20 @@ impl StreamSigner {
         let resumed = self.pending_disc.remove(&seg.rendition);
         let r = &mut self.renditions[idx];
         let mut disc = seg.discontinuity || r.ended || resumed;
+        if r.ended {
+            // A playlist must not go on after EXT-X-ENDLIST (RFC 8216 §6.2.1): a stream that
+            // comes back after a real end starts a fresh window, none of the ended playlist's
+            // segments in it, numbered on after them, one discontinuity later.
+            let dropped_discs = r.segments.iter().filter(|s| s.disc).count() as u64;
+            r.disc_seq += dropped_discs;
+            r.segments.clear();
+            self.meters.remove(&seg.rendition);
+        }
         if r.container != seg.container {
             // A container switch is a new stream shape for players: restart the rendition's window.
             r.container = seg.container;
             disc = true;
+            self.meters.remove(&seg.rendition);
         }
         r.ended = false;
         let needed = (seg.duration_us.saturating_add(500_000) / 1_000_000).max(1);
@@ -328,9 +362,10 @@ impl StreamSigner {
         if info.frame_rate_milli.is_some() {
             r.frame_rate_milli = info.frame_rate_milli;
         }
-        if info.bandwidth.is_some() {
-            r.bandwidth = info.bandwidth;
-        }
+        let meter = self.meters.entry(seg.rendition.clone()).or_default();
+        meter.push(sample(seg.duration_us, seg.data.len() as u64), r.target_duration);
+        r.bandwidth = info.bandwidth.or(meter.peak());
+        r.average_bandwidth = meter.average();
         let window_next = r.segments.last().map_or(0, |s| s.seq + 1);
         let next = self.next_seq.entry(seg.rendition.clone()).or_insert(0);
         let seq = window_next.max(*next);

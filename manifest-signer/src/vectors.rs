@@ -97,6 +97,7 @@ fn manifest_body(
             ended: false,
             codecs: Some("avc1.64001f,mp4a.40.2".into()),
             bandwidth: None,
+            average_bandwidth: None,
             resolution: Some("1280x720".into()),
             frame_rate_milli: Some(30_000),
         }],
@@ -550,6 +551,23 @@ pub fn generate() -> Result<Vec<Vector>> {
             "wire": text(m2.wire()),
             "master": render_master(&m2.body),
             "media": {"source": render_media(&m2.body.renditions[0])},
+        })),
+    ));
+    // Protocol 1.1: measured BANDWIDTH with AVERAGE-BANDWIDTH beside it.
+    let mut body = m2.body.clone();
+    body.renditions[0].bandwidth = Some(1_196_202);
+    body.renditions[0].average_bandwidth = Some(1_150_412);
+    let m2b = Signed::sign(body, &a)?;
+    out.push(case(
+        "playlist-render-average-bandwidth",
+        "the seq 2 manifest of chain-ok with bandwidth and average_bandwidth signed (protocol 1.1)",
+        "playlist",
+        json!("ok"),
+        obj(json!({
+            "stream": ida,
+            "wire": text(m2b.wire()),
+            "master": render_master(&m2b.body),
+            "media": {"source": render_media(&m2b.body.renditions[0])},
         })),
     ));
 

@@ -11,11 +11,12 @@ use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
 use std::sync::mpsc;
-use std::time::{Duration, UNIX_EPOCH};
+use std::time::{Duration, Instant, UNIX_EPOCH};
 
 use m3u8_rs::{MediaPlaylist, Playlist};
 use notify::{RecursiveMode, Watcher as _};
 
+use crate::idle_end::IdleEnd;
 use crate::objects::{Container, ManifestRoot, Signed, limits};
 use crate::signer::{NewSegment, RenditionInfo, StreamSigner};
 use crate::{Error, Hash, Result, now_ms};
@@ -49,6 +50,8 @@ pub struct DirWatcher {
     tracks: BTreeMap<String, Track>,
     /// Fixed rendition name when the directory holds one media playlist.
     single_name: String,
+    /// End the stream after this long with no new segment (packagers that write no ENDLIST).
+    idle_end: Option<Duration>,
 }
 
 /// Messages to a running watcher.
@@ -85,6 +88,7 @@ impl DirWatcher {
             signer,
             tracks: BTreeMap::new(),
             single_name: "source".into(),
+            idle_end: None,
         })
     }
 
@@ -93,6 +97,14 @@ impl DirWatcher {
         crate::objects::check_rendition_name(name)?;
         self.single_name = name.to_string();
         Ok(self)
+    }
+
+    /// Sign the end of the stream (EXT-X-ENDLIST) once `idle` passes with no new segment, for
+    /// packagers that never write ENDLIST (nginx-rtmp). A later segment reopens it. Only
+    /// [`DirWatcher::run`] keeps this clock; `scan` alone never ends for idleness.
+    pub fn with_idle_end(mut self, idle: Duration) -> Self {
+        self.idle_end = Some(idle);
+        self
     }
 
     pub fn signer(&self) -> &StreamSigner {
@@ -130,8 +142,16 @@ impl DirWatcher {
                 reason: e.to_string(),
             })?;
         tracing::info!(dir = %self.dir.display(), stream = %self.signer.stream_id(), "watching packager output");
+        let open = self
+            .signer
+            .latest()
+            .is_some_and(|m| m.body.renditions.iter().any(|r| !r.ended && !r.segments.is_empty()));
+        let mut idle = IdleEnd::new(self.idle_end, open, Instant::now());
         loop {
-            let stop = match control.recv_timeout(rescan) {
+            let wait = idle
+                .deadline()
+                .map_or(rescan, |d| d.saturating_duration_since(Instant::now()).min(rescan));
+            let stop = match control.recv_timeout(wait) {
                 Ok(Control::Stop) | Err(mpsc::RecvTimeoutError::Disconnected) => true,
                 Ok(Control::Changed) | Err(mpsc::RecvTimeoutError::Timeout) => false,
             };
@@ -140,8 +160,23 @@ impl DirWatcher {
             while let Ok(msg) = control.try_recv() {
                 stop |= matches!(msg, Control::Stop);
             }
-            match self.scan() {
-                Ok(Some(m)) => on_manifest(&mut self.signer, &m),
+            let scanned = match self.scan() {
+                Ok(None) if idle.due(Instant::now()) => {
+                    // Handled once, whether or not there is anything to end.
+                    idle.on_signed(true, Instant::now());
+                    tracing::info!(
+                        idle_s = self.idle_end.unwrap_or_default().as_secs(),
+                        "no new segment for the idle time: signing the end of the stream"
+                    );
+                    self.signer.end()
+                }
+                other => other,
+            };
+            match scanned {
+                Ok(Some(m)) => {
+                    idle.on_signed(m.body.renditions.iter().all(|r| r.ended), Instant::now());
+                    on_manifest(&mut self.signer, &m)
+                }
                 Ok(None) => {}
                 Err(e) if e.is_verification_failure() => {
                     tracing::warn!(error = %e, "skipping packager output")
@@ -230,7 +265,10 @@ impl DirWatcher {
                                 .filter(|c| c.len() <= limits::MAX_CODECS_BYTES && !c.contains('"')),
                             resolution: v.resolution.map(|r| format!("{}x{}", r.width, r.height)),
                             frame_rate_milli: v.frame_rate.map(|f| (f * 1000.0).round() as u64),
-                            bandwidth: Some(v.bandwidth),
+                            // Packagers declare BANDWIDTH their own way (a configured
+                            // nominal rate, one segment's peak): the signer measures it from
+                            // the segments it signs instead (crate::bandwidth).
+                            bandwidth: None,
                             target_duration: None,
                         };
                         infos.insert(base.join(&v.uri).to_string_lossy().into_owned(), info);

@@ -228,3 +228,45 @@ async fn a_failed_write_leaves_no_unlogged_segment_no_skipped_number_and_no_temp
     .await;
     assert!(report.ok(), "{report}");
 }
+
+#[tokio::test]
+async fn a_stream_back_after_its_end_starts_a_fresh_window() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut chain = ManifestChain::new(key().stream_id());
+    let mut signer = StreamSigner::open(key(), dir.path(), SignerConfig::default()).unwrap();
+    for i in 0..3 {
+        chain.accept_wire(signer.publish(vec![seg(i)]).unwrap().wire()).unwrap();
+    }
+    let mut disc = seg(3);
+    disc.discontinuity = true;
+    chain.accept_wire(signer.publish(vec![disc]).unwrap().wire()).unwrap();
+    let ended = signer.end().unwrap().expect("the end is signed");
+    chain.accept_wire(ended.wire()).unwrap();
+    let before = &ended.body.renditions[0];
+    assert!(before.ended);
+    assert!(signer.end().unwrap().is_none(), "an ended stream is not ended twice");
+
+    let m = signer.publish(vec![seg(4)]).unwrap();
+    chain.accept_wire(m.wire()).unwrap();
+    let r = &m.body.renditions[0];
+    assert!(!r.ended);
+    // Nothing of the ended playlist is listed again: the media sequence moves past it and the
+    // discontinuity sequence counts the discontinuity it held.
+    assert_eq!(r.segments.iter().map(|s| s.seq).collect::<Vec<_>>(), vec![4]);
+    assert!(r.segments[0].disc, "the comeback starts a discontinuity");
+    assert_eq!(r.disc_seq, before.disc_seq + 1);
+    let text = manifest_signer::playlist::render_media(r);
+    assert!(
+        text.contains("#EXT-X-MEDIA-SEQUENCE:4\n#EXT-X-DISCONTINUITY-SEQUENCE:1\n#EXT-X-DISCONTINUITY\n"),
+        "{text}"
+    );
+    assert!(!text.contains("ENDLIST"));
+
+    let report = verify_stream(
+        &DirSource(signer.store().dir().to_path_buf()),
+        &key().stream_id(),
+        VerifyOptions { archive: true },
+    )
+    .await;
+    assert!(report.ok(), "{report}");
+}

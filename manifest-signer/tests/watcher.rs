@@ -232,3 +232,67 @@ async fn signs_live_ffmpeg_fmp4_output() {
 async fn signs_live_ffmpeg_mpegts_output() {
     sign_live_ffmpeg("mpegts").await;
 }
+
+/// nginx-rtmp's `hls_path` output never gets an ENDLIST: the watcher ends the stream itself
+/// once no segment came for the idle time, and a segment after that reopens it.
+#[test]
+fn an_idle_packager_without_endlist_gets_its_stream_ended_then_reopened() {
+    let data = tempfile::tempdir().unwrap();
+    let hls = tempfile::tempdir().unwrap();
+    let signer = StreamSigner::open(key(), data.path(), SignerConfig::default()).unwrap();
+    let idle = Duration::from_millis(800);
+    let mut watcher = DirWatcher::new(hls.path().to_path_buf(), signer)
+        .unwrap()
+        .with_idle_end(idle);
+    let (tx, rx) = mpsc::sync_channel(1);
+    let stop = tx.clone();
+    let (mtx, mrx) = mpsc::channel();
+    let run = std::thread::spawn(move || {
+        watcher.run(tx, rx, Duration::from_millis(100), |_, m| {
+            let _ = mtx.send((m.wire().to_vec(), std::time::Instant::now()));
+        })
+    });
+    let mut chain = ManifestChain::new(key().stream_id());
+    let mut next = || {
+        let (wire, at) = mrx.recv_timeout(Duration::from_secs(10)).expect("a manifest is signed");
+        (chain.accept_wire(&wire).expect("every manifest extends the chain"), at)
+    };
+
+    std::fs::write(hls.path().join("a0.ts"), b"nginx segment zero").unwrap();
+    std::fs::write(hls.path().join("a1.ts"), b"nginx segment one").unwrap();
+    write_playlist(hls.path(), 0, &["a0.ts", "a1.ts"], false);
+    let (live, live_at) = loop {
+        let (m, at) = next();
+        assert!(!m.body.renditions[0].ended, "ended before the idle time");
+        if m.body.log.size == 2 {
+            break (m, at);
+        }
+    };
+    let (ended, ended_at) = next();
+    assert!(ended.body.renditions[0].ended, "the idle stream is ended");
+    assert_eq!(ended.body.log.size, live.body.log.size, "nothing new, only the end");
+    assert!(
+        ended_at - live_at >= idle - Duration::from_millis(50),
+        "{:?}",
+        ended_at - live_at
+    );
+    let text = manifest_signer::playlist::render_media(&ended.body.renditions[0]);
+    assert!(text.ends_with("#EXT-X-ENDLIST\n"), "{text}");
+
+    // The packager goes on: the stream reopens after a discontinuity, in a fresh window.
+    std::fs::write(hls.path().join("a2.ts"), b"nginx segment two").unwrap();
+    write_playlist(hls.path(), 0, &["a0.ts", "a1.ts", "a2.ts"], false);
+    let (back, _) = next();
+    let r = &back.body.renditions[0];
+    assert!(!r.ended);
+    assert_eq!(
+        r.segments.iter().map(|s| (s.seq, s.disc)).collect::<Vec<_>>(),
+        vec![(2, true)]
+    );
+    // And ends again when it goes quiet.
+    let (again, _) = next();
+    assert!(again.body.renditions[0].ended);
+
+    stop.send(Control::Stop).unwrap();
+    run.join().unwrap().unwrap();
+}

@@ -124,6 +124,11 @@ pub struct SignArgs {
     /// Fallback rescan period in milliseconds (file-system events trigger scans immediately).
     #[arg(long, default_value_t = 1000)]
     pub rescan_ms: u64,
+    /// Sign the end of the stream (EXT-X-ENDLIST) after this many seconds with no new segment,
+    /// for packagers that never write ENDLIST (nginx-rtmp). A later segment reopens the stream
+    /// after a discontinuity. 0: only the packager's ENDLIST ends it.
+    #[arg(long, env = "HLSWARM_IDLE_END_SECONDS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(0..=86_400))]
+    pub idle_end_seconds: u64,
 }
 
 #[derive(Debug, Args)]
@@ -191,6 +196,10 @@ pub struct RunArgs {
     /// Segments kept on disk for the archive (DVR); 0 keeps all. Default 1800.
     #[arg(long)]
     pub retain: Option<usize>,
+    /// Seconds a dropped publisher (connection lost, no unpublish) has to come back before the
+    /// stream is signed ended (EXT-X-ENDLIST). A clean stop ends it at once. Default 30.
+    #[arg(long, env = "HLSWARM_END_GRACE_SECONDS")]
+    pub end_grace_seconds: Option<u64>,
     /// ABR ladder transcoded by ffmpeg besides the untouched source, as presets: 1080p, 720p,
     /// 480p, 360p, 240p, 144p (comma-separated). Rungs not below the source are skipped.
     /// Needs ffmpeg with libx264 and aac. Default: none (no transcoding).

@@ -15,6 +15,8 @@ use crate::cli::RunArgs;
 pub const DEFAULT_FILE: &str = "hlswarm.toml";
 /// Largest config file read.
 const MAX_FILE_BYTES: u64 = 1024 * 1024;
+/// Longest end-of-stream grace period (one day).
+const MAX_END_GRACE_SECONDS: u64 = 86_400;
 
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -165,6 +167,9 @@ pub struct StreamConfig {
     pub retain: usize,
     /// Lightning address (`name@host`) for tips, put in the STREAM_ANNOUNCE.
     pub tip: Option<String>,
+    /// Seconds a publisher whose connection dropped (no unpublish) has to come back before
+    /// the stream is signed ended (EXT-X-ENDLIST); also after a restart with an unended stream.
+    pub end_grace_seconds: u64,
 }
 
 impl Default for StreamConfig {
@@ -175,6 +180,7 @@ impl Default for StreamConfig {
             window: 8,
             retain: 1800,
             tip: None,
+            end_grace_seconds: 30,
         }
     }
 }
@@ -247,6 +253,7 @@ impl Config {
         set(&mut self.stream.title, &a.title);
         set(&mut self.stream.window, &a.window);
         set(&mut self.stream.retain, &a.retain);
+        set(&mut self.stream.end_grace_seconds, &a.end_grace_seconds);
         if a.tip.is_some() {
             self.stream.tip = a.tip.clone();
         }
@@ -307,6 +314,11 @@ impl Config {
             "stream.title is longer than {} bytes",
             manifest_signer::objects::limits::MAX_TITLE_BYTES
         );
+        anyhow::ensure!(
+            self.stream.end_grace_seconds <= MAX_END_GRACE_SECONDS,
+            "stream.end_grace_seconds must be 0-{MAX_END_GRACE_SECONDS}, not {}",
+            self.stream.end_grace_seconds
+        );
         self.tracker.limits.check().map_err(anyhow::Error::msg)?;
         let s = &self.swarm;
         for a in s.listen.iter().chain(&s.peers).chain(&s.external).chain(&s.relays) {
@@ -364,6 +376,7 @@ mod tests {
         assert_eq!(cfg.http.listen, def.http.listen);
         assert_eq!(cfg.stream.window, def.stream.window);
         assert_eq!(cfg.stream.retain, def.stream.retain);
+        assert_eq!(cfg.stream.end_grace_seconds, def.stream.end_grace_seconds);
         assert_eq!(cfg.http.cache_mib, def.http.cache_mib);
         assert_eq!(cfg.tracker.enabled, def.tracker.enabled);
         assert_eq!(cfg.tracker.limits, def.tracker.limits);

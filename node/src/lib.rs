@@ -3,6 +3,7 @@
 pub mod catalog;
 pub mod cli;
 pub mod config;
+mod ending;
 mod http;
 mod keygen;
 pub mod logging;

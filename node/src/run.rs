@@ -20,6 +20,7 @@ use tokio::sync::{mpsc, watch};
 use crate::catalog::Catalog;
 use crate::cli::{RunArgs, SeedArgs};
 use crate::config::Config;
+use crate::ending::{Action, EndCause, EndPolicy};
 use crate::http::{self, AppState, NodeInfo};
 use crate::keygen::default_key_path;
 use crate::metrics::Metrics;
@@ -300,7 +301,10 @@ async fn node(
         }
     };
 
+    let grace = Duration::from_secs(cfg.stream.end_grace_seconds);
     let mut node = signer.as_mut().map(|signer| Signing {
+        ending: EndPolicy::new(grace, stream_open(signer), std::time::Instant::now()),
+        grace,
         signer,
         catalog: &catalog,
         title: cfg.stream.title.clone(),
@@ -316,7 +320,13 @@ async fn node(
     }
     let mut failed = false;
     loop {
+        let end_at = node.as_ref().and_then(|n| n.ending.deadline());
         tokio::select! {
+            () = sleep_opt(end_at) => {
+                if let Some(n) = &mut node {
+                    n.on_deadline();
+                }
+            }
             event = rx.recv() => match (event, &mut node) {
                 (Some(event), Some(n)) => n.handle(event),
                 (Some(_), None) => tracing::warn!("segment from ingest without a signer: dropped"),
@@ -406,21 +416,27 @@ struct Signing<'a> {
     clock: Option<(u64, u64)>,
     /// Renditions whose last segment was dropped: their next one starts a discontinuity.
     gaps: HashSet<String>,
+    /// When to sign the end of the stream (node/src/ending.rs).
+    ending: EndPolicy,
+    grace: Duration,
 }
 
 impl Signing<'_> {
     fn handle(&mut self, event: ingest::IngestEvent) {
         match event {
-            ingest::IngestEvent::Publishing { session, .. } => tracing::info!(session, "publisher connected"),
-            ingest::IngestEvent::Unpublished { session, .. } => {
-                tracing::info!(session, "publisher gone: marking the stream ended");
-                match tokio::task::block_in_place(|| self.signer.end()) {
-                    Ok(Some(m)) => self.offer(m),
-                    Ok(None) => {}
-                    Err(e) => {
-                        self.store_error(&e);
-                        tracing::error!(error = %e, "cannot sign the end of the stream");
-                    }
+            ingest::IngestEvent::Publishing { session, .. } => {
+                tracing::info!(session, "publisher connected");
+                self.ending.on_publishing(session);
+            }
+            ingest::IngestEvent::Unpublished { session, reason, .. } => {
+                match self.ending.on_unpublished(session, reason, std::time::Instant::now()) {
+                    Action::End(cause) => self.sign_end(cause),
+                    Action::Wait if reason == ingest::EndReason::Disconnected => tracing::info!(
+                        session,
+                        grace_s = self.grace.as_secs(),
+                        "publisher dropped without ending the stream: it stays live for the grace period"
+                    ),
+                    Action::Wait => tracing::info!(session, ?reason, "publisher gone; the stream stays live"),
                 }
             }
             ingest::IngestEvent::Segment(mut seg) => {
@@ -462,6 +478,28 @@ impl Signing<'_> {
                         }
                     }
                 }
+            }
+        }
+    }
+
+    /// The end-of-stream timer fired.
+    fn on_deadline(&mut self) {
+        if let Action::End(cause) = self.ending.on_deadline(std::time::Instant::now()) {
+            self.sign_end(cause);
+        }
+    }
+
+    /// Mark every rendition ended (EXT-X-ENDLIST) and sign.
+    fn sign_end(&mut self, cause: EndCause) {
+        match tokio::task::block_in_place(|| self.signer.end()) {
+            Ok(Some(m)) => {
+                tracing::info!(seq = m.body.seq, ?cause, "signed the end of the stream (EXT-X-ENDLIST)");
+                self.offer(m);
+            }
+            Ok(None) => {}
+            Err(e) => {
+                self.store_error(&e);
+                tracing::error!(error = %e, "cannot sign the end of the stream");
             }
         }
     }
@@ -529,6 +567,21 @@ async fn wait_true(mut rx: watch::Receiver<bool>) {
     let _ = rx.wait_for(|v| *v).await;
 }
 
+/// Sleep until `at`; pending forever when there is none.
+async fn sleep_opt(at: Option<std::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(tokio::time::Instant::from_std(at)).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The stored stream has segments and is not ended: a restart mid-broadcast.
+fn stream_open(signer: &StreamSigner) -> bool {
+    signer
+        .latest()
+        .is_some_and(|m| m.body.renditions.iter().any(|r| !r.ended && !r.segments.is_empty()))
+}
+
 /// Await an optional task; pending forever when there is none.
 async fn join_opt<T>(task: &mut Option<tokio::task::JoinHandle<T>>) -> Result<T, tokio::task::JoinError> {
     match task {
@@ -563,7 +616,8 @@ fn to_new_segment(seg: ingest::Segment, anchor: u64) -> NewSegment {
             codecs: (!info.codecs.is_empty()).then(|| info.codecs.clone()),
             resolution: (info.width > 0 && info.height > 0).then(|| format!("{}x{}", info.width, info.height)),
             frame_rate_milli: (info.frame_rate_milli > 0).then_some(u64::from(info.frame_rate_milli)),
-            bandwidth: (info.bandwidth > 0).then_some(info.bandwidth),
+            // Measured by the signer over the signed segments (RFC 8216 §4.3.4.2).
+            bandwidth: None,
             target_duration: None,
         },
     }

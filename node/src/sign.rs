@@ -31,6 +31,9 @@ pub async fn run(data_dir: &Path, args: SignArgs) -> anyhow::Result<ExitCode> {
     let signer = StreamSigner::open(key, data_dir, cfg).context("opening the stream store")?;
     let out_dir = signer.store().dir().to_path_buf();
     let mut watcher = DirWatcher::new(args.watch.clone(), signer)?.with_rendition_name(&args.rendition)?;
+    if args.idle_end_seconds > 0 {
+        watcher = watcher.with_idle_end(Duration::from_secs(args.idle_end_seconds));
+    }
     println!("stream id   {stream}");
     println!("signing     {} -> {}", args.watch.display(), out_dir.display());
 

@@ -22,8 +22,17 @@ use manifest_signer::merkle::{LogEntry, MerkleLog};
 use manifest_signer::{ManifestRoot, SegmentRef, Signed, StreamId};
 
 /// 1 s segments; a window that holds the whole test broadcast, so the final playlist spans
-/// every fault; no MoQ (not under test here, and the machine is small).
-const FLAGS: [&str; 5] = ["--segment-seconds", "1", "--window", "60", "--no-moq"];
+/// every fault; no MoQ (not under test here, and the machine is small); a dropped publisher's
+/// stream ends 2 s after the drop (tests/ending.rs covers a return within the grace).
+const FLAGS: [&str; 7] = [
+    "--segment-seconds",
+    "1",
+    "--window",
+    "60",
+    "--no-moq",
+    "--end-grace-seconds",
+    "2",
+];
 
 fn stream_of(node: &Node) -> StreamId {
     node.stream_id.parse().unwrap()
@@ -128,13 +137,15 @@ async fn publisher_killed_and_reconnecting_continues_one_signed_stream() {
     .await;
     first.kill().unwrap(); // SIGKILL: the RTMP connection just drops
     first.wait().unwrap();
+    // Ended once the grace period passed with no publisher back.
     let gap = wait_manifest(&node, &id, "the stream marked ended", Duration::from_secs(20), ended).await;
 
     assert!(gap.body.log.size >= 3);
     let (last, resumed) = resume_and_check(node, data.path(), watch, &gap, 660).await;
-    // One playlist spans the gap: segments of both publishers, numbered on from the first.
+    // A playlist never goes on after ENDLIST: the comeback starts a fresh window, numbered on
+    // from the ended one, opening with a discontinuity.
     let window = &last.body.rendition("source").unwrap().segments;
-    assert!(window.iter().any(|s| s.seq < resumed.seq));
+    assert!(window.iter().all(|s| s.seq >= resumed.seq));
     assert!(window.iter().any(|s| s.disc && s.seq == resumed.seq));
 }
 

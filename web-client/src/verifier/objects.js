@@ -23,8 +23,8 @@ const BLOBREF = { hash: "hash", size: "u64" };
 const SEGMENT = { seq: "u64", dur_us: "u64", hash: "hash", size: "u64", disc: "bool", "pdt_ms?": "u64", "init?": "hash" };
 const RENDITION = {
   name: "string", container: "container", target_duration: "u64", disc_seq: "u64", "init?": BLOBREF,
-  segments: [SEGMENT], ended: "bool", "codecs?": "string", "bandwidth?": "u64", "resolution?": "string",
-  "frame_rate_milli?": "u64",
+  segments: [SEGMENT], ended: "bool", "codecs?": "string", "bandwidth?": "u64", "average_bandwidth?": "u64",
+  "resolution?": "string", "frame_rate_milli?": "u64",
 };
 const MANIFEST = {
   stream: "stream", seq: "u64", time_ms: "u64", "prev?": "hash", renditions: [RENDITION],

@@ -1,7 +1,10 @@
 // Deterministic playlists (PROTOCOL.md §10), byte-identical to playlist.rs. The page renders
 // these itself from a verified manifest; it never uses playlist bytes from the network.
 
-/** Peak bits per second over the window, exact (BigInt floor), 0 for an empty window. */
+/**
+ * BANDWIDTH of a manifest without `bandwidth` (protocol 1.0 signers): the highest single-segment
+ * bit rate in the window, exact (BigInt floor), 0 for an empty window. As playlist.rs.
+ */
 export function peakBandwidth(r) {
   let peak = 0n;
   for (const s of r.segments) {
@@ -26,6 +29,7 @@ export function renderMaster(m) {
     let bw = r.bandwidth !== undefined ? BigInt(r.bandwidth) : peakBandwidth(r);
     if (bw < 1n) bw = 1n;
     out += `#EXT-X-STREAM-INF:BANDWIDTH=${bw}`;
+    if (r.average_bandwidth !== undefined) out += `,AVERAGE-BANDWIDTH=${BigInt(r.average_bandwidth)}`;
     if (r.codecs !== undefined) out += `,CODECS="${r.codecs}"`;
     if (r.resolution !== undefined) out += `,RESOLUTION=${r.resolution}`;
     if (r.frame_rate_milli !== undefined) out += `,FRAME-RATE=${fixed(r.frame_rate_milli, 1000, 3)}`;
