@@ -11,6 +11,7 @@ use tokio::sync::watch;
 use tokio::time::{Instant, timeout, timeout_at};
 use tracing::{debug, info, warn};
 
+use crate::admission::{ConnId, PublishRefused};
 use crate::chunk_guard::ChunkGuard;
 use crate::error::{Error, Result};
 use crate::rtmp::{HandshakeStep, ServerHandshake, Session};
@@ -18,7 +19,7 @@ use crate::segmenter::Segmenter;
 use crate::server::{Claim, ClaimError, Shared};
 #[cfg(unix)]
 use crate::transcoder::Ladder;
-use crate::{EndReason, IngestEvent, Segment};
+use crate::{EndReason, IngestEvent, Refusal, Segment};
 
 /// Bytes read from the socket at a time.
 const READ_BUF: usize = 16 * 1024;
@@ -34,6 +35,8 @@ struct Publish {
 
 struct Conn<S> {
     shared: Arc<Shared>,
+    /// This connection's place in the admission table.
+    id: ConnId,
     socket: S,
     guard: ChunkGuard,
     session: Session,
@@ -44,18 +47,33 @@ struct Conn<S> {
     end_reason: EndReason,
 }
 
-/// Serves one connection until it closes, fails, times out or `stop` fires.
-pub(crate) async fn run<S>(shared: Arc<Shared>, mut socket: S, mut stop: watch::Receiver<bool>) -> Result<()>
+/// Serves one connection, accepted at `started` and admitted as `id`, until it closes, fails,
+/// times out, is taken over or `stop` fires.
+pub(crate) async fn run<S>(
+    shared: Arc<Shared>,
+    mut socket: S,
+    mut stop: watch::Receiver<bool>,
+    started: Instant,
+    id: ConnId,
+) -> Result<()>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    let started = Instant::now();
     let publish_deadline = started + shared.cfg.handshake_timeout;
-    let leftover = handshake(&mut socket, publish_deadline).await?;
+    let leftover = match handshake(&mut socket, publish_deadline).await {
+        Ok(l) => l,
+        Err(e) => {
+            if matches!(e, Error::Timeout(_)) {
+                shared.refuse(Refusal::HandshakeTimeout);
+            }
+            return Err(e);
+        }
+    };
     let (session, initial) = Session::new()?;
     let guard = ChunkGuard::new(shared.cfg.max_message_size);
     let mut conn = Conn {
         shared,
+        id,
         socket,
         guard,
         session,
@@ -130,6 +148,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
             } else {
                 publish_deadline
             };
+            let publish = &mut self.publish;
+            let taken_over = async move {
+                match publish {
+                    Some(p) => {
+                        // A dropped sender means a newer publish replaced this one too.
+                        let _ = (&mut p.claim.taken_over).await;
+                    }
+                    None => std::future::pending().await,
+                }
+            };
             let read = tokio::select! {
                 biased;
                 _ = stop.changed() => {
@@ -137,11 +165,19 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
                     self.end_reason = EndReason::Shutdown;
                     return Ok(());
                 }
+                () = taken_over => {
+                    info!("taken over by a newer connection with the stream key; closing this one");
+                    self.end_reason = EndReason::TakenOver;
+                    return Ok(());
+                }
                 r = timeout_at(deadline, self.socket.read(&mut buf)) => r,
             };
             let n = match read {
                 Err(_) if self.publish.is_some() => return Err(Error::Timeout("no media")),
-                Err(_) => return Err(Error::Timeout("no publish")),
+                Err(_) => {
+                    self.shared.refuse(Refusal::HandshakeTimeout);
+                    return Err(Error::Timeout("no publish"));
+                }
                 Ok(r) => r?,
             };
             if n == 0 {
@@ -191,6 +227,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
                     self.session.accept(request_id)
                 } else {
                     warn!(%app_name, "connect to unknown app refused");
+                    self.shared.refuse(Refusal::UnknownApp);
                     self.close = true;
                     self.session
                         .reject(request_id, "NetConnection.Connect.Rejected", "unknown application")
@@ -206,6 +243,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
             }
             ServerSessionEvent::PlayStreamRequested { request_id, .. } => {
                 info!("play requested on an ingest-only server, refused");
+                self.shared.refuse(Refusal::UnknownApp);
                 self.close = true;
                 self.session.reject(request_id, "NetStream.Play.Failed", "ingest only")
             }
@@ -239,25 +277,51 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
                 .session
                 .reject(request_id, "NetStream.Publish.BadName", "already publishing");
         }
-        match self.shared.claim(key) {
+        if !self.shared.knows_key(key) {
+            // Never log the key itself: it is a secret.
+            warn!(key_len = key.len(), "publish with unknown stream key refused");
+            self.shared.refuse(Refusal::UnknownKey);
+            self.close = true;
+            return self
+                .session
+                .reject(request_id, "NetStream.Publish.BadName", "stream key refused");
+        }
+        match self.shared.start_publishing(self.id) {
+            Ok(()) => {}
+            Err(PublishRefused::Gone) => {
+                // Evicted a moment ago: the server is closing this connection.
+                self.close = true;
+                return Ok(Vec::new());
+            }
+            Err(PublishRefused::PublisherLimit) => {
+                warn!(
+                    max = self.shared.cfg.max_publishers,
+                    "publish refused: too many publishing connections"
+                );
+                self.shared.refuse(Refusal::PublisherLimit);
+                self.close = true;
+                return self
+                    .session
+                    .reject(request_id, "NetStream.Publish.BadName", "server busy");
+            }
+        }
+        match self.shared.claim(key).await {
             Err(ClaimError::UnknownKey) => {
-                // Never log the key itself: it is a secret.
-                warn!(key_len = key.len(), "publish with unknown stream key refused");
+                self.shared.refuse(Refusal::UnknownKey);
                 self.close = true;
                 self.session
                     .reject(request_id, "NetStream.Publish.BadName", "stream key refused")
             }
-            Err(ClaimError::AlreadyLive) => {
-                warn!("publish refused: stream is already live from another connection");
+            Err(ClaimError::Superseded) => {
+                info!("publish refused: a newer connection with the same key is taking over");
+                self.shared.refuse(Refusal::Superseded);
                 self.close = true;
-                self.session.reject(
-                    request_id,
-                    "NetStream.Publish.BadName",
-                    "stream is already being published",
-                )
+                self.session
+                    .reject(request_id, "NetStream.Publish.BadName", "superseded by a newer publish")
             }
             Ok(claim) => {
                 let cfg = &self.shared.cfg;
+                cfg.stats.publishes.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 info!(stream = %claim.stream, session = claim.session, "publishing");
                 let segmenter = Segmenter::new(
                     claim.stream.clone(),

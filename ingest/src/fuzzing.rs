@@ -56,7 +56,14 @@ pub fn rtmp_connection(cfg: IngestConfig, input: &[u8]) -> Result<Vec<IngestEven
             }
             all
         };
-        let conn = crate::connection::run(shared, server, stop_rx);
+        let (ticket, _kicked) = shared.admit(std::net::SocketAddr::from(([127, 0, 0, 1], 1)));
+        let conn = async move {
+            let id = ticket.id;
+            let r = crate::connection::run(shared, server, stop_rx, tokio::time::Instant::now(), id).await;
+            // The ticket holds the last handle on the event sender: drop it to end `events`.
+            drop(ticket);
+            r
+        };
         let ((), (), _, events) = tokio::join!(send, drain, conn, events);
         Ok(events)
     })

@@ -58,8 +58,7 @@
 //!   next keyframe with `discontinuity = true`. The source is never affected.
 //! - End: on unpublish or shutdown, ffmpeg's stdin is closed, it gets 4 s to flush (then it
 //!   is killed), every rung's partial segment is emitted, and only then the session's
-//!   [`IngestEvent::Unpublished`]. A reconnect within that drain (normally well under a
-//!   second) is refused as "already live".
+//!   [`IngestEvent::Unpublished`]. A takeover waits for that drain (at most 5 s).
 //! - Start-up: with a ladder configured, [`serve`] (and [`check_ladder`], for callers that
 //!   want to fail before anything else) returns [`Error::Ffmpeg`] if `ffmpeg` is missing or
 //!   lacks libx264, aac or the unix protocol. Unix only.
@@ -76,13 +75,26 @@
 //! 10 MiB (nginx-rtmp's bound), an AMF command or data message above 1 MiB or nested deeper
 //! than 32 levels (rml_amf0 decodes recursively: deep nesting would overflow the stack and
 //! abort the process) close the connection at once. Memory per connection is thus about
-//! twice `max_message_size` at most. A handshake + publish slower than
+//! twice `max_message_size` at most. A handshake (TLS included) + publish slower than
 //! [`IngestConfig::handshake_timeout`] and no media for [`IngestConfig::idle_timeout`] close
-//! it too; connections beyond [`IngestConfig::max_connections`] are closed at once; a segment
-//! growing past [`IngestConfig::max_segment_bytes`] is cut early.
+//! it too; a segment growing past [`IngestConfig::max_segment_bytes`] is cut early.
+//!
+//! # Admission and takeover
+//! Connections that have not published yet are bounded per address
+//! ([`IngestConfig::max_connections_per_address`]) and in all
+//! ([`IngestConfig::max_connections`]); at either bound the *oldest* such connection is closed
+//! to admit the new one, so idle or slow connections never keep a publisher out. Publishing
+//! connections are never evicted and are bounded by [`IngestConfig::max_publishers`]. The
+//! stream key is the publish secret: a publish with the key of a live stream takes it over at
+//! once. The old connection flushes its partial segment, reports
+//! [`EndReason::TakenOver`] and is closed; the new one continues the timeline with a
+//! discontinuity, as a reconnect does. Refusals, publishes and takeovers are counted in
+//! [`IngestStats`]. RTMPS (RTMP over TLS) goes through the same connection code and the same
+//! limits ([`serve_listeners`]).
 
 #![warn(missing_docs)]
 
+mod admission;
 mod amf;
 mod bits;
 mod chunk_guard;
@@ -111,7 +123,9 @@ use std::time::Duration;
 pub use codec::VideoCodec;
 pub use error::{Error, Result};
 pub use ladder::{Rung, check_ffmpeg, check_ladder, parse_ladder};
-pub use server::serve;
+pub use server::{Listeners, serve, serve_listeners};
+/// The TLS types an RTMPS listener is configured with.
+pub use tokio_rustls::{TlsAcceptor, rustls};
 
 /// Segment container format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -145,14 +159,20 @@ pub struct IngestConfig {
     pub container: Container,
     /// A connection that sends no media (or nothing at all) for this long is dropped.
     pub idle_timeout: Duration,
-    /// Time allowed from TCP accept to a started publish.
+    /// Time allowed from TCP accept to a started publish (the TLS handshake included).
     pub handshake_timeout: Duration,
     /// Largest RTMP message accepted (checked on its chunk header, before it is buffered).
     pub max_message_size: usize,
     /// A segment is cut early (without waiting for a keyframe) past this size.
     pub max_segment_bytes: usize,
-    /// Concurrent RTMP connections; further ones are closed at once.
+    /// Connections that have not started publishing, in all; at the bound the oldest of them
+    /// is closed to admit a new one.
     pub max_connections: usize,
+    /// Connections that have not started publishing, from one address (IPv6: one /64); at
+    /// the bound the oldest of them is closed to admit a new one.
+    pub max_connections_per_address: usize,
+    /// Publishing connections (they need a stream key); a publish beyond it is refused.
+    pub max_publishers: usize,
     /// ABR ladder: renditions transcoded from the source by ffmpeg. Empty (the default):
     /// no transcoding, the source only.
     pub ladder: Vec<Rung>,
@@ -162,14 +182,95 @@ pub struct IngestConfig {
     pub stats: Arc<IngestStats>,
 }
 
+/// Why the ingest turned a connection or a publish away.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// A publish with a stream key that is not configured.
+    UnknownKey,
+    /// A connect to an application other than [`IngestConfig::app`], or a play request.
+    UnknownApp,
+    /// Closed before publishing: its address opened one connection too many.
+    PerAddress,
+    /// Closed before publishing: the pool of not-yet-publishing connections was full.
+    Evicted,
+    /// No publish within [`IngestConfig::handshake_timeout`].
+    HandshakeTimeout,
+    /// [`IngestConfig::max_publishers`] connections were publishing.
+    PublisherLimit,
+    /// The RTMPS TLS handshake failed.
+    Tls,
+    /// A newer publish with the same key arrived while this one waited to take over.
+    Superseded,
+}
+
+impl Refusal {
+    /// Every reason, in a fixed order.
+    pub const ALL: [Refusal; 8] = [
+        Refusal::UnknownKey,
+        Refusal::UnknownApp,
+        Refusal::PerAddress,
+        Refusal::Evicted,
+        Refusal::HandshakeTimeout,
+        Refusal::PublisherLimit,
+        Refusal::Tls,
+        Refusal::Superseded,
+    ];
+
+    /// A metric label.
+    pub fn name(self) -> &'static str {
+        match self {
+            Refusal::UnknownKey => "unknown_key",
+            Refusal::UnknownApp => "unknown_app",
+            Refusal::PerAddress => "per_address",
+            Refusal::Evicted => "evicted",
+            Refusal::HandshakeTimeout => "handshake_timeout",
+            Refusal::PublisherLimit => "publisher_limit",
+            Refusal::Tls => "tls",
+            Refusal::Superseded => "superseded",
+        }
+    }
+}
+
 /// Counters for an operator's metrics.
 #[derive(Debug, Default)]
 pub struct IngestStats {
     pub(crate) ladder_dropped: AtomicU64,
     pub(crate) ladder_failures: AtomicU64,
+    pub(crate) publishes: AtomicU64,
+    pub(crate) takeovers: AtomicU64,
+    pub(crate) refused: [AtomicU64; Refusal::ALL.len()],
+    pub(crate) pending: AtomicU64,
+    pub(crate) publishing: AtomicU64,
 }
 
 impl IngestStats {
+    /// Publishes accepted (a known key, a free publisher slot).
+    pub fn publishes(&self) -> u64 {
+        self.publishes.load(Ordering::Relaxed)
+    }
+
+    /// Publishes that took a live stream over from another connection.
+    pub fn takeovers(&self) -> u64 {
+        self.takeovers.load(Ordering::Relaxed)
+    }
+
+    /// Connections or publishes turned away for `reason`.
+    pub fn refused(&self, reason: Refusal) -> u64 {
+        self.refused[reason as usize].load(Ordering::Relaxed)
+    }
+
+    /// Open connections now: (not yet publishing, publishing).
+    pub fn connections(&self) -> (u64, u64) {
+        (
+            self.pending.load(Ordering::Relaxed),
+            self.publishing.load(Ordering::Relaxed),
+        )
+    }
+
+    pub(crate) fn refuse(&self, reason: Refusal) {
+        self.refused[reason as usize].fetch_add(1, Ordering::Relaxed);
+    }
+
     /// Source tags the ABR ladder dropped because ffmpeg was not keeping up.
     pub fn ladder_dropped_tags(&self) -> u64 {
         self.ladder_dropped.load(Ordering::Relaxed)
@@ -189,10 +290,12 @@ impl Default for IngestConfig {
             target_duration: Duration::from_secs(2),
             container: Container::Fmp4,
             idle_timeout: Duration::from_secs(10),
-            handshake_timeout: Duration::from_secs(10),
+            handshake_timeout: Duration::from_secs(5),
             max_message_size: 8 * 1024 * 1024,
             max_segment_bytes: 64 * 1024 * 1024,
             max_connections: 16,
+            max_connections_per_address: 4,
+            max_publishers: 8,
             ladder: Vec::new(),
             ffmpeg: PathBuf::from("ffmpeg"),
             stats: Arc::default(),

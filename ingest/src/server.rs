@@ -1,32 +1,74 @@
-//! The accept loop: one task per connection, bounded by [`IngestConfig::max_connections`],
-//! with a per-stream registry so a live stream key cannot be hijacked and a reconnect
-//! continues the stream's timeline.
+//! The accept loops (RTMP and RTMPS): one task per connection, admitted by the
+//! [`Admission`] table, and a per-stream registry through which a publish with the stream key
+//! takes a live stream over and a reconnect continues the stream's timeline.
 
 use std::collections::HashMap;
 use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::net::TcpListener;
-use tokio::sync::{Semaphore, mpsc, watch};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinSet;
+use tokio::time::Instant;
 use tracing::{Instrument, debug, error, info, info_span, warn};
 
+use crate::admission::{Admission, ConnId, Eviction, Limits, PublishRefused};
 use crate::clock::Timeline;
 use crate::connection;
 use crate::error::{Error, Result};
-use crate::{IngestConfig, IngestEvent};
+use crate::{IngestConfig, IngestEvent, Refusal};
 
 /// How long connections get to flush their last segment after shutdown.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+/// How long a takeover waits for the previous publisher to hand its timeline back.
+const TAKEOVER_WAIT: Duration = Duration::from_secs(5);
+
+/// The sockets [`serve_listeners`] accepts publishers on.
+#[derive(Default)]
+pub struct Listeners {
+    /// Plain RTMP.
+    pub rtmp: Option<TcpListener>,
+    /// RTMPS: RTMP inside TLS, with the acceptor holding the certificate.
+    pub rtmps: Option<(TcpListener, tokio_rustls::TlsAcceptor)>,
+}
+
+impl std::fmt::Debug for Listeners {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Listeners")
+            .field("rtmp", &self.rtmp)
+            .field("rtmps", &self.rtmps.as_ref().map(|(l, _)| l))
+            .finish()
+    }
+}
+
+/// The publish now live on a stream.
+#[derive(Debug)]
+struct Live {
+    session: u64,
+    /// Tells that publish to stop; taken when sent.
+    takeover: Option<oneshot::Sender<()>>,
+    /// Closed when that publish's [`Claim`] is dropped (its timeline written back).
+    released: watch::Receiver<()>,
+}
 
 #[derive(Debug, Default)]
 struct StreamSlot {
-    live: Option<u64>,
+    live: Option<Live>,
+    /// The session of the newest claim attempt: an older waiting one gives way to it.
+    wanted: u64,
     timeline: Timeline,
     /// Timelines of the ABR ladder's rungs, by rung name.
     rungs: HashMap<String, Timeline>,
+}
+
+/// The admission table and how to close each connection it evicts.
+#[derive(Debug)]
+struct Gate {
+    table: Admission,
+    kick: HashMap<ConnId, oneshot::Sender<Eviction>>,
 }
 
 /// State shared by all connections of one [`serve`] call.
@@ -36,6 +78,7 @@ pub(crate) struct Shared {
     pub events: mpsc::Sender<IngestEvent>,
     keys: HashMap<String, String>,
     streams: Mutex<HashMap<String, StreamSlot>>,
+    gate: Mutex<Gate>,
     next_session: AtomicU64,
 }
 
@@ -43,7 +86,8 @@ pub(crate) struct Shared {
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum ClaimError {
     UnknownKey,
-    AlreadyLive,
+    /// A newer publish with the same key came while this one waited for the old one.
+    Superseded,
 }
 
 /// A live publish on a stream; dropping it frees the stream for the next publisher.
@@ -54,6 +98,10 @@ pub(crate) struct Claim {
     pub session: u64,
     pub timeline: Timeline,
     pub rungs: HashMap<String, Timeline>,
+    /// Resolves when another connection takes the stream over.
+    pub taken_over: oneshot::Receiver<()>,
+    /// Dropped after `drop` has written the timeline back: wakes a waiting takeover.
+    _released: watch::Sender<()>,
 }
 
 impl Claim {
@@ -65,47 +113,155 @@ impl Claim {
 
 impl Drop for Claim {
     fn drop(&mut self) {
-        let mut streams = self.shared.streams.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(slot) = streams.get_mut(&self.stream) {
-            if slot.live == Some(self.session) {
-                slot.live = None;
-            }
+        let mut streams = lock(&self.shared.streams);
+        if let Some(slot) = streams.get_mut(&self.stream)
+            && slot.live.as_ref().is_some_and(|l| l.session == self.session)
+        {
+            slot.live = None;
             slot.timeline = self.timeline;
             slot.rungs = std::mem::take(&mut self.rungs);
         }
     }
 }
 
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 impl Shared {
     /// Checks `cfg` and builds the state its connections share.
     pub(crate) fn new(cfg: IngestConfig, events: mpsc::Sender<IngestEvent>) -> Result<Self> {
         let keys = validate(&cfg)?;
+        let limits = Limits {
+            pending: cfg.max_connections,
+            per_address: cfg.max_connections_per_address,
+            publishing: cfg.max_publishers,
+        };
         Ok(Self {
             cfg,
             events,
             keys,
             streams: Mutex::new(HashMap::new()),
+            gate: Mutex::new(Gate {
+                table: Admission::new(limits),
+                kick: HashMap::new(),
+            }),
             next_session: AtomicU64::new(0),
         })
     }
 
-    /// Claims the stream `key` publishes to.
-    pub(crate) fn claim(self: &Arc<Self>, key: &str) -> Result<Claim, ClaimError> {
-        let stream = self.keys.get(key).ok_or(ClaimError::UnknownKey)?;
-        let mut streams = self.streams.lock().unwrap_or_else(|p| p.into_inner());
-        let slot = streams.entry(stream.clone()).or_default();
-        if slot.live.is_some() {
-            return Err(ClaimError::AlreadyLive);
+    pub(crate) fn refuse(&self, reason: Refusal) {
+        self.cfg.stats.refuse(reason);
+    }
+
+    /// True when `key` is a configured stream key.
+    pub(crate) fn knows_key(&self, key: &str) -> bool {
+        self.keys.contains_key(key)
+    }
+
+    /// Admits a connection from `peer`, closing the connection it evicts (if any).
+    pub(crate) fn admit(self: &Arc<Self>, peer: SocketAddr) -> (Ticket, oneshot::Receiver<Eviction>) {
+        let mut gate = lock(&self.gate);
+        let admitted = gate.table.admit(peer.ip());
+        if let Some((victim, why)) = admitted.evict {
+            self.refuse(match why {
+                Eviction::PerAddress => Refusal::PerAddress,
+                Eviction::PoolFull => Refusal::Evicted,
+            });
+            if let Some(kick) = gate.kick.remove(&victim) {
+                let _ = kick.send(why);
+            }
         }
+        let (tx, rx) = oneshot::channel();
+        gate.kick.insert(admitted.id, tx);
+        self.publish_counts(&gate);
+        let ticket = Ticket {
+            shared: Arc::clone(self),
+            id: admitted.id,
+        };
+        (ticket, rx)
+    }
+
+    /// Moves connection `id` to the publishing pool, where it can no longer be evicted.
+    pub(crate) fn start_publishing(&self, id: ConnId) -> Result<(), PublishRefused> {
+        let mut gate = lock(&self.gate);
+        gate.table.publishing(id)?;
+        gate.kick.remove(&id);
+        self.publish_counts(&gate);
+        Ok(())
+    }
+
+    fn publish_counts(&self, gate: &Gate) {
+        let (pending, publishing) = gate.table.counts();
+        self.cfg.stats.pending.store(pending as u64, Ordering::Relaxed);
+        self.cfg.stats.publishing.store(publishing as u64, Ordering::Relaxed);
+    }
+
+    /// Claims the stream `key` publishes to. A live publish on it is told to stop, and this
+    /// waits (at most [`TAKEOVER_WAIT`]) until it has handed its timeline back.
+    pub(crate) async fn claim(self: &Arc<Self>, key: &str) -> Result<Claim, ClaimError> {
+        let stream = self.keys.get(key).ok_or(ClaimError::UnknownKey)?.clone();
         let session = self.next_session.fetch_add(1, Ordering::Relaxed) + 1;
-        slot.live = Some(session);
+        let previous = {
+            let mut streams = lock(&self.streams);
+            let slot = streams.entry(stream.clone()).or_default();
+            slot.wanted = session;
+            slot.live.as_mut().map(|live| {
+                let told = live.takeover.take().is_some_and(|tx| tx.send(()).is_ok());
+                (live.session, live.released.clone(), told)
+            })
+        };
+        if let Some((old, mut released, told)) = previous {
+            if told {
+                self.cfg.stats.takeovers.fetch_add(1, Ordering::Relaxed);
+            }
+            info!(%stream, old_session = old, session, "stream key presented while live: taking over, closing the previous publisher");
+            let handed_back =
+                tokio::time::timeout(TAKEOVER_WAIT, async { while released.changed().await.is_ok() {} }).await;
+            if handed_back.is_err() {
+                warn!(
+                    old_session = old,
+                    "previous publisher did not stop within 5 s; taking over anyway"
+                );
+            }
+        }
+        let mut streams = lock(&self.streams);
+        let slot = streams.entry(stream.clone()).or_default();
+        if slot.wanted != session {
+            return Err(ClaimError::Superseded);
+        }
+        let (takeover, taken_over) = oneshot::channel();
+        let (released_tx, released) = watch::channel(());
+        slot.live = Some(Live {
+            session,
+            takeover: Some(takeover),
+            released,
+        });
         Ok(Claim {
             shared: Arc::clone(self),
-            stream: stream.clone(),
+            stream,
             session,
             timeline: slot.timeline,
             rungs: slot.rungs.clone(),
+            taken_over,
+            _released: released_tx,
         })
+    }
+}
+
+/// A connection's place in the admission table; dropping it frees the place.
+#[derive(Debug)]
+pub(crate) struct Ticket {
+    shared: Arc<Shared>,
+    pub id: ConnId,
+}
+
+impl Drop for Ticket {
+    fn drop(&mut self) {
+        let mut gate = lock(&self.shared.gate);
+        gate.table.closed(self.id);
+        gate.kick.remove(&self.id);
+        self.shared.publish_counts(&gate);
     }
 }
 
@@ -116,9 +272,14 @@ fn validate(cfg: &IngestConfig) -> Result<HashMap<String, String>> {
     if cfg.target_duration < Duration::from_millis(100) {
         return Err(Error::Config("target_duration must be at least 100 ms".into()));
     }
-    if cfg.max_connections == 0 || cfg.max_message_size < 4096 {
+    if cfg.max_connections == 0
+        || cfg.max_connections_per_address == 0
+        || cfg.max_publishers == 0
+        || cfg.max_message_size < 4096
+    {
         return Err(Error::Config(
-            "max_connections must be > 0 and max_message_size >= 4096".into(),
+            "max_connections, max_connections_per_address and max_publishers must be > 0 and max_message_size >= 4096"
+                .into(),
         ));
     }
     #[cfg(not(unix))]
@@ -137,61 +298,73 @@ fn validate(cfg: &IngestConfig) -> Result<HashMap<String, String>> {
     Ok(keys)
 }
 
-/// Accepts RTMP publishers on `listener` until `shutdown` completes, sending
-/// [`IngestEvent`]s to `events`. On shutdown every live publish emits its partial segment
-/// and an [`IngestEvent::Unpublished`] before this returns (bounded by a 10 s grace period).
-///
-/// Errors: only an invalid [`IngestConfig`], or, with an ABR ladder configured, an ffmpeg
-/// that is missing or lacks what the ladder needs ([`Error::Ffmpeg`]). Per-connection
-/// failures are logged and cost only that connection.
+/// Accepts RTMP publishers on `listener` until `shutdown` completes; see [`serve_listeners`].
 pub async fn serve(
     listener: TcpListener,
     cfg: IngestConfig,
     events: mpsc::Sender<IngestEvent>,
     shutdown: impl Future<Output = ()>,
 ) -> Result<()> {
-    let limit = Arc::new(Semaphore::new(cfg.max_connections));
+    let listeners = Listeners {
+        rtmp: Some(listener),
+        rtmps: None,
+    };
+    serve_listeners(listeners, cfg, events, shutdown).await
+}
+
+/// Accepts RTMP and RTMPS publishers until `shutdown` completes, sending [`IngestEvent`]s to
+/// `events`. Both listeners share one admission table and one set of streams. On shutdown
+/// every live publish emits its partial segment and an [`IngestEvent::Unpublished`] before
+/// this returns (bounded by a 10 s grace period).
+///
+/// Errors: only an invalid [`IngestConfig`], or, with an ABR ladder configured, an ffmpeg
+/// that is missing or lacks what the ladder needs ([`Error::Ffmpeg`]). Per-connection
+/// failures are logged and cost only that connection.
+pub async fn serve_listeners(
+    listeners: Listeners,
+    cfg: IngestConfig,
+    events: mpsc::Sender<IngestEvent>,
+    shutdown: impl Future<Output = ()>,
+) -> Result<()> {
     let shared = Arc::new(Shared::new(cfg, events)?);
     crate::ladder::check_ladder(&shared.cfg.ladder, &shared.cfg.ffmpeg).await?;
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut tasks = JoinSet::new();
     let mut next_conn = 0u64;
-    if let Ok(addr) = listener.local_addr() {
-        info!(%addr, app = %shared.cfg.app, "rtmp ingest listening");
+    let (plain, tls) = match listeners.rtmps {
+        Some((l, a)) => (listeners.rtmp, Some((l, a))),
+        None => (listeners.rtmp, None),
+    };
+    for (l, scheme) in [(plain.as_ref(), "rtmp"), (tls.as_ref().map(|t| &t.0), "rtmps")] {
+        if let Some(addr) = l.and_then(|l| l.local_addr().ok()) {
+            info!(%addr, app = %shared.cfg.app, scheme, "ingest listening");
+        }
     }
     tokio::pin!(shutdown);
     loop {
-        tokio::select! {
+        let (accepted, acceptor) = tokio::select! {
             () = &mut shutdown => break,
-            accepted = listener.accept() => match accepted {
-                Ok((socket, peer)) => {
-                    let _ = socket.set_nodelay(true);
-                    let Ok(permit) = Arc::clone(&limit).try_acquire_owned() else {
-                        warn!(%peer, "connection limit reached, closing");
-                        continue;
-                    };
-                    next_conn += 1;
-                    let span = info_span!("rtmp", conn = next_conn, %peer);
-                    let shared = Arc::clone(&shared);
-                    let stop = stop_rx.clone();
-                    tasks.spawn(
-                        async move {
-                            let _permit = permit;
-                            match connection::run(shared, socket, stop).await {
-                                Ok(()) => debug!("connection closed"),
-                                Err(e) => info!(error = %e, "connection closed"),
-                            }
-                        }
-                        .instrument(span),
-                    );
-                }
-                Err(e) => {
-                    // Usually EMFILE: back off instead of spinning.
-                    warn!(error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                }
-            },
-            Some(joined) = tasks.join_next(), if !tasks.is_empty() => log_join(joined),
+            a = accept(plain.as_ref()) => (a, None),
+            a = accept(tls.as_ref().map(|t| &t.0)) => (a, tls.as_ref().map(|t| t.1.clone())),
+            Some(joined) = tasks.join_next(), if !tasks.is_empty() => {
+                log_join(joined);
+                continue;
+            }
+        };
+        match accepted {
+            Ok((socket, peer)) => {
+                let _ = socket.set_nodelay(true);
+                next_conn += 1;
+                let span = info_span!("rtmp", conn = next_conn, %peer, tls = acceptor.is_some());
+                let (ticket, kicked) = span.in_scope(|| shared.admit(peer));
+                let task = conn_task(Arc::clone(&shared), socket, acceptor, ticket, kicked, stop_rx.clone());
+                tasks.spawn(task.instrument(span));
+            }
+            Err(e) => {
+                // Usually EMFILE: back off instead of spinning.
+                warn!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
         }
     }
     info!("rtmp ingest shutting down");
@@ -208,6 +381,60 @@ pub async fn serve(
         while tasks.join_next().await.is_some() {}
     }
     Ok(())
+}
+
+async fn accept(l: Option<&TcpListener>) -> std::io::Result<(TcpStream, SocketAddr)> {
+    match l {
+        Some(l) => l.accept().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// One connection: TLS first if it came in on RTMPS, then the RTMP session; closed at once
+/// when the admission table evicts it (only ever before it publishes).
+async fn conn_task(
+    shared: Arc<Shared>,
+    socket: TcpStream,
+    acceptor: Option<tokio_rustls::TlsAcceptor>,
+    ticket: Ticket,
+    kicked: oneshot::Receiver<Eviction>,
+    stop: watch::Receiver<bool>,
+) {
+    let started = Instant::now();
+    let id = ticket.id;
+    let conn = async {
+        match acceptor {
+            None => connection::run(Arc::clone(&shared), socket, stop, started, id).await,
+            Some(acceptor) => {
+                let deadline = started + shared.cfg.handshake_timeout;
+                match tokio::time::timeout_at(deadline, acceptor.accept(socket)).await {
+                    Err(_) => {
+                        shared.refuse(Refusal::HandshakeTimeout);
+                        Err(Error::Timeout("tls handshake"))
+                    }
+                    Ok(Err(e)) => {
+                        shared.refuse(Refusal::Tls);
+                        Err(Error::Io(e))
+                    }
+                    Ok(Ok(tls)) => connection::run(Arc::clone(&shared), tls, stop, started, id).await,
+                }
+            }
+        }
+    };
+    tokio::select! {
+        result = conn => match result {
+            Ok(()) => debug!("connection closed"),
+            Err(e) => info!(error = %e, "connection closed"),
+        },
+        Ok(why) = kicked => info!(
+            reason = match why {
+                Eviction::PerAddress => "too many connections from this address",
+                Eviction::PoolFull => "too many connections that have not published",
+            },
+            "closed before publishing to make room for a newer connection"
+        ),
+    }
+    drop(ticket);
 }
 
 fn log_join(joined: std::result::Result<(), tokio::task::JoinError>) {

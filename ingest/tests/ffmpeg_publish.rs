@@ -8,7 +8,7 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use ingest::{Container, IngestConfig, IngestEvent};
+use ingest::{Container, EndReason, IngestConfig, IngestEvent, Refusal};
 
 fn assert_duration(seg: &ingest::Segment, target_us: u64) {
     assert!(
@@ -114,11 +114,15 @@ async fn mpeg_ts_container_decodes() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wrong_key_is_refused() {
-    let mut h = start(config()).await;
+    let cfg = config();
+    let stats = cfg.stats.clone();
+    let mut h = start(cfg).await;
     let ff = ffmpeg(&h.url("not-the-key"), 3, 30, 60, 48_000);
     let (ok, _) = finish(ff, 20).await;
     assert!(!ok, "ffmpeg should fail with a wrong key");
     assert!(h.rx.try_recv().is_err(), "no event for a refused publish");
+    assert_eq!(stats.refused(Refusal::UnknownKey), 1);
+    assert_eq!(stats.publishes(), 0);
     let rest = h.stop().await;
     assert!(rest.is_empty(), "{rest:?}");
 }
@@ -160,32 +164,64 @@ async fn reconnect_continues_with_discontinuity() {
     h.stop().await;
 }
 
+/// The stream key is the publish secret: a second publisher with it takes the stream over at
+/// once (the old one may be a half-open connection of the same broadcaster).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn second_publisher_cannot_hijack_and_shutdown_flushes() {
+async fn second_publisher_with_the_key_takes_over_and_shutdown_flushes() {
     let cfg = IngestConfig {
         target_duration: Duration::from_secs(1),
         ..config()
     };
+    let stats = cfg.stats.clone();
     let mut h = start(cfg).await;
     let owner = ffmpeg(&h.url(KEY), 20, 30, 30, 48_000);
     let owner_session = match h.event(15).await {
         IngestEvent::Publishing { session, .. } => session,
         other => panic!("expected Publishing, got {other:?}"),
     };
-    let _ = h.segment(15).await;
-    let hijacker = ffmpeg(&h.url(KEY), 2, 30, 30, 48_000);
-    let (ok, _) = finish(hijacker, 20).await;
-    assert!(!ok, "second publisher must be refused");
-    // The owner keeps going.
-    let s = h.segment(10).await;
-    assert_eq!(s.session, owner_session);
+    let mut before = vec![h.segment(15).await];
+    let newcomer = ffmpeg(&h.url(KEY), 20, 30, 30, 48_000);
+    // The old publish flushes its partial segment and ends as taken over; then the new one
+    // starts.
+    let new_session = loop {
+        match h.event(15).await {
+            IngestEvent::Segment(s) => {
+                assert_eq!(s.session, owner_session);
+                before.push(s);
+            }
+            IngestEvent::Unpublished { session, reason, .. } => {
+                assert_eq!((session, reason), (owner_session, EndReason::TakenOver));
+            }
+            IngestEvent::Publishing { session, .. } => break session,
+        }
+    };
+    assert_ne!(new_session, owner_session);
+    let s = h.segment(15).await;
+    assert_eq!(s.session, new_session);
+    assert!(s.discontinuity, "the first segment after a takeover is a discontinuity");
+    let last = before.last().unwrap();
+    assert_eq!(s.sequence, last.sequence + 1);
+    assert!(s.start_pts_us >= last.start_pts_us + last.duration_us - 100_000);
+    assert_decodes(&s, &["h264", "aac"]).await;
+    // The old connection was closed: its ffmpeg gives up.
+    let (ok, _) = finish(owner, 20).await;
+    assert!(!ok, "the taken-over ffmpeg sees its connection closed");
+    assert_eq!((stats.takeovers(), stats.publishes()), (1, 2));
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while stats.connections() != (0, 1) {
+        assert!(tokio::time::Instant::now() < deadline, "{:?}", stats.connections());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     // Shutdown while live: the partial segment and Unpublished come out before serve returns.
     let rest = h.stop().await;
     let segs = rest.iter().filter(|e| matches!(e, IngestEvent::Segment(_))).count();
     assert!(segs >= 1, "{rest:?}");
-    assert!(matches!(rest.last(), Some(IngestEvent::Unpublished { session, .. }) if *session == owner_session));
+    assert!(matches!(
+        rest.last(),
+        Some(IngestEvent::Unpublished { session, reason: EndReason::Shutdown, .. }) if *session == new_session
+    ));
     if let Some(IngestEvent::Segment(s)) = rest.iter().rev().find(|e| matches!(e, IngestEvent::Segment(_))) {
         assert_decodes(s, &["h264", "aac"]).await;
     }
-    let (_ok, _) = finish(owner, 20).await;
+    let (_ok, _) = finish(newcomer, 20).await;
 }

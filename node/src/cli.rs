@@ -155,6 +155,24 @@ pub struct RunArgs {
     /// Run without RTMP ingest.
     #[arg(long)]
     pub no_rtmp: bool,
+    /// RTMPS (RTMP over TLS) listen address for OBS (`rtmps://HOST:PORT/live`). Default: off.
+    #[arg(long, env = "HLSWARM_RTMPS")]
+    pub rtmps: Option<std::net::SocketAddr>,
+    /// RTMPS certificate chain (PEM). Default: a self-signed one kept in DATA_DIR/keys/rtmps.crt.
+    #[arg(long, env = "HLSWARM_RTMPS_CERT", requires = "rtmps_key")]
+    pub rtmps_cert: Option<PathBuf>,
+    /// RTMPS private key (PEM), with --rtmps-cert.
+    #[arg(long, env = "HLSWARM_RTMPS_KEY", requires = "rtmps_cert")]
+    pub rtmps_key: Option<PathBuf>,
+    /// RTMP/RTMPS connections that have not published yet; at the bound the oldest is closed. Default 16.
+    #[arg(long)]
+    pub rtmp_max_connections: Option<usize>,
+    /// Of those, from one address (IPv6: one /64). Default 4.
+    #[arg(long)]
+    pub rtmp_max_connections_per_address: Option<usize>,
+    /// Milliseconds from accept to a started publish (TLS handshake included). Default 5000.
+    #[arg(long)]
+    pub rtmp_handshake_timeout_ms: Option<u64>,
     /// Publish secret OBS must use as its stream key. Default: generated once and kept in
     /// DATA_DIR/keys/publish.secret. Not the signing key.
     #[arg(long, env = "HLSWARM_STREAM_KEY")]

@@ -112,6 +112,18 @@ pub struct RtmpConfig {
     pub ladder: String,
     /// The ffmpeg the ladder runs.
     pub ffmpeg: PathBuf,
+    /// Connections that have not published yet, in all; at the bound the oldest is closed.
+    pub max_connections: usize,
+    /// Connections that have not published yet, from one address (IPv6: one /64).
+    pub max_connections_per_address: usize,
+    /// Time from accept (TLS handshake included) to a started publish.
+    pub handshake_timeout_ms: u64,
+    /// RTMPS (RTMP over TLS) listen address; unset: no RTMPS.
+    pub rtmps_listen: Option<SocketAddr>,
+    /// RTMPS certificate chain and key (PEM). Unset: a self-signed certificate kept in
+    /// DATA_DIR/keys/rtmps.crt and rtmps.key.
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
 }
 
 impl Default for RtmpConfig {
@@ -124,7 +136,90 @@ impl Default for RtmpConfig {
             ts: false,
             ladder: String::new(),
             ffmpeg: PathBuf::from("ffmpeg"),
+            max_connections: 16,
+            max_connections_per_address: 4,
+            handshake_timeout_ms: 5000,
+            rtmps_listen: None,
+            tls_cert: None,
+            tls_key: None,
         }
+    }
+}
+
+impl RtmpConfig {
+    /// Flags and environment for `[rtmp]`.
+    fn apply(&mut self, a: &RunArgs) {
+        if let Some(l) = a.rtmp {
+            self.listen = l;
+        }
+        if a.no_rtmp {
+            self.enabled = false;
+        }
+        if a.stream_key.is_some() {
+            self.stream_key = a.stream_key.clone();
+        }
+        if let Some(s) = a.segment_seconds {
+            self.segment_seconds = s;
+        }
+        if a.ts {
+            self.ts = true;
+        }
+        if let Some(l) = &a.ladder {
+            self.ladder = l.clone();
+        }
+        if let Some(n) = a.rtmp_max_connections {
+            self.max_connections = n;
+        }
+        if let Some(n) = a.rtmp_max_connections_per_address {
+            self.max_connections_per_address = n;
+        }
+        if let Some(ms) = a.rtmp_handshake_timeout_ms {
+            self.handshake_timeout_ms = ms;
+        }
+        if a.rtmps.is_some() {
+            self.rtmps_listen = a.rtmps;
+        }
+        if a.rtmps_cert.is_some() {
+            self.tls_cert = a.rtmps_cert.clone();
+        }
+        if a.rtmps_key.is_some() {
+            self.tls_key = a.rtmps_key.clone();
+        }
+    }
+
+    fn check(&self) -> anyhow::Result<()> {
+        anyhow::ensure!(
+            (1..=60).contains(&self.segment_seconds),
+            "rtmp.segment_seconds must be 1-60, not {}",
+            self.segment_seconds
+        );
+        anyhow::ensure!(
+            (1..=4096).contains(&self.max_connections),
+            "rtmp.max_connections must be 1-4096, not {}",
+            self.max_connections
+        );
+        anyhow::ensure!(
+            (1..=self.max_connections).contains(&self.max_connections_per_address),
+            "rtmp.max_connections_per_address must be 1-{} (rtmp.max_connections), not {}",
+            self.max_connections,
+            self.max_connections_per_address
+        );
+        anyhow::ensure!(
+            (500..=60_000).contains(&self.handshake_timeout_ms),
+            "rtmp.handshake_timeout_ms must be 500-60000, not {}",
+            self.handshake_timeout_ms
+        );
+        anyhow::ensure!(
+            self.tls_cert.is_some() == self.tls_key.is_some(),
+            "rtmp.tls_cert and rtmp.tls_key go together"
+        );
+        if let Some(key) = &self.stream_key {
+            anyhow::ensure!(
+                !key.is_empty() && key.len() <= 128 && key.bytes().all(|b| b.is_ascii_graphic() && b != b'/'),
+                "rtmp.stream_key must be 1-128 printable characters without '/'"
+            );
+        }
+        Ok(())
     }
 }
 
@@ -224,18 +319,7 @@ impl Config {
                 *dst = v.clone();
             }
         }
-        set(&mut self.rtmp.listen, &a.rtmp);
-        if a.no_rtmp {
-            self.rtmp.enabled = false;
-        }
-        if a.stream_key.is_some() {
-            self.rtmp.stream_key = a.stream_key.clone();
-        }
-        set(&mut self.rtmp.segment_seconds, &a.segment_seconds);
-        if a.ts {
-            self.rtmp.ts = true;
-        }
-        set(&mut self.rtmp.ladder, &a.ladder);
+        self.rtmp.apply(a);
         set(&mut self.http.listen, &a.http);
         if a.no_http {
             self.http.enabled = false;
@@ -298,11 +382,7 @@ impl Config {
     }
 
     fn check(&self) -> anyhow::Result<()> {
-        anyhow::ensure!(
-            (1..=60).contains(&self.rtmp.segment_seconds),
-            "rtmp.segment_seconds must be 1-60, not {}",
-            self.rtmp.segment_seconds
-        );
+        self.rtmp.check()?;
         anyhow::ensure!(
             (1..=manifest_signer::objects::limits::MAX_WINDOW_SEGMENTS).contains(&self.stream.window),
             "stream.window must be 1-{}, not {}",
@@ -336,12 +416,6 @@ impl Config {
                 "http.public_url must start with http:// or https://, not {url:?}"
             );
         }
-        if let Some(key) = &self.rtmp.stream_key {
-            anyhow::ensure!(
-                !key.is_empty() && key.len() <= 128 && key.bytes().all(|b| b.is_ascii_graphic() && b != b'/'),
-                "rtmp.stream_key must be 1-128 printable characters without '/'"
-            );
-        }
         Ok(())
     }
 
@@ -373,6 +447,13 @@ mod tests {
         let cfg = Config::parse(text).expect("the example config parses");
         let def = Config::default();
         assert_eq!(cfg.rtmp.listen, def.rtmp.listen);
+        assert_eq!(cfg.rtmp.max_connections, def.rtmp.max_connections);
+        assert_eq!(
+            cfg.rtmp.max_connections_per_address,
+            def.rtmp.max_connections_per_address
+        );
+        assert_eq!(cfg.rtmp.handshake_timeout_ms, def.rtmp.handshake_timeout_ms);
+        assert_eq!(cfg.rtmp.rtmps_listen, def.rtmp.rtmps_listen);
         assert_eq!(cfg.http.listen, def.http.listen);
         assert_eq!(cfg.stream.window, def.stream.window);
         assert_eq!(cfg.stream.retain, def.stream.retain);
@@ -386,6 +467,26 @@ mod tests {
         assert_eq!(cfg.moq.listen, def.moq.listen);
         assert_eq!(cfg.moq.websocket, def.moq.websocket);
         cfg.check().expect("the example config is valid");
+    }
+
+    #[test]
+    fn rtmp_limits_are_checked() {
+        for (text, what) in [
+            (
+                "[rtmp]\nmax_connections_per_address = 17\n",
+                "max_connections_per_address",
+            ),
+            ("[rtmp]\nmax_connections = 0\n", "max_connections"),
+            ("[rtmp]\nhandshake_timeout_ms = 10\n", "handshake_timeout_ms"),
+            ("[rtmp]\ntls_cert = \"c.pem\"\n", "go together"),
+        ] {
+            let err = Config::parse(text).expect("parses").check().expect_err(text);
+            assert!(err.to_string().contains(what), "{text}: {err}");
+        }
+        let ok = Config::parse("[rtmp]\nrtmps_listen = \"127.0.0.1:1936\"\nmax_connections_per_address = 2\n")
+            .expect("parses");
+        ok.check().expect("valid");
+        assert_eq!(ok.rtmp.rtmps_listen, Some(SocketAddr::from(([127, 0, 0, 1], 1936))));
     }
 
     #[test]

@@ -10,6 +10,7 @@ pub mod logging;
 pub mod metrics;
 pub mod moq;
 pub mod replica;
+mod rtmps;
 mod run;
 mod seed;
 mod sign;

@@ -86,6 +86,8 @@ pub struct Metrics {
     moq_sessions: std::sync::atomic::AtomicI64,
     moq_relay_up: AtomicU64,
     moq_relay_connects: AtomicU64,
+    /// The RTMP ingest's counters (handed to `ingest::IngestConfig::stats`).
+    pub ingest: std::sync::Arc<ingest::IngestStats>,
 }
 
 /// The libp2p swarm's counters.
@@ -347,6 +349,7 @@ impl Metrics {
         o.push_str("# HELP hlswarm_moq_relay_connects_total Sessions established with the moq-relay.\n");
         o.push_str("# TYPE hlswarm_moq_relay_connects_total counter\n");
         let _ = writeln!(o, "hlswarm_moq_relay_connects_total {}", g(&self.moq_relay_connects));
+        render_ingest(&self.ingest, &mut o);
         o.push_str("# HELP hlswarm_viewers Viewers seen in the last 30 s, by stream.\n");
         o.push_str("# TYPE hlswarm_viewers gauge\n");
         for (id, n) in viewers {
@@ -359,4 +362,37 @@ impl Metrics {
         let _ = writeln!(o, "hlswarm_segment_cache_bytes {cache_bytes}");
         o
     }
+}
+
+/// The RTMP ingest's publishes, takeovers, refusals and connections.
+fn render_ingest(s: &ingest::IngestStats, o: &mut String) {
+    o.push_str("# HELP hlswarm_rtmp_publishes_total RTMP/RTMPS publishes accepted.\n");
+    o.push_str("# TYPE hlswarm_rtmp_publishes_total counter\n");
+    let _ = writeln!(o, "hlswarm_rtmp_publishes_total {}", s.publishes());
+    o.push_str("# HELP hlswarm_rtmp_takeovers_total Publishes that took a live stream over from another connection.\n");
+    o.push_str("# TYPE hlswarm_rtmp_takeovers_total counter\n");
+    let _ = writeln!(o, "hlswarm_rtmp_takeovers_total {}", s.takeovers());
+    o.push_str("# HELP hlswarm_rtmp_refused_total RTMP/RTMPS connections or publishes turned away, by reason.\n");
+    o.push_str("# TYPE hlswarm_rtmp_refused_total counter\n");
+    for r in ingest::Refusal::ALL {
+        let _ = writeln!(
+            o,
+            "hlswarm_rtmp_refused_total{{reason=\"{}\"}} {}",
+            r.name(),
+            s.refused(r)
+        );
+    }
+    let (pending, publishing) = s.connections();
+    o.push_str("# HELP hlswarm_rtmp_connections Open RTMP/RTMPS connections, by state.\n");
+    o.push_str("# TYPE hlswarm_rtmp_connections gauge\n");
+    let _ = writeln!(o, "hlswarm_rtmp_connections{{state=\"pending\"}} {pending}");
+    let _ = writeln!(o, "hlswarm_rtmp_connections{{state=\"publishing\"}} {publishing}");
+    o.push_str(
+        "# HELP hlswarm_ladder_dropped_tags_total Source tags the ABR ladder dropped (ffmpeg not keeping up).\n",
+    );
+    o.push_str("# TYPE hlswarm_ladder_dropped_tags_total counter\n");
+    let _ = writeln!(o, "hlswarm_ladder_dropped_tags_total {}", s.ladder_dropped_tags());
+    o.push_str("# HELP hlswarm_ladder_ffmpeg_failures_total Times a ladder ffmpeg failed while its source was live.\n");
+    o.push_str("# TYPE hlswarm_ladder_ffmpeg_failures_total counter\n");
+    let _ = writeln!(o, "hlswarm_ladder_ffmpeg_failures_total {}", s.ladder_ffmpeg_failures());
 }

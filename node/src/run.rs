@@ -120,6 +120,16 @@ async fn node(
         ),
         false => None,
     };
+    let rtmps = match (cfg.rtmp.enabled, cfg.rtmp.rtmps_listen) {
+        (true, Some(addr)) => {
+            let tls = crate::rtmps::load(&cfg.rtmp, data_dir).context("RTMPS certificate")?;
+            let l = tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("binding RTMPS on {addr}"))?;
+            Some((l, tls))
+        }
+        _ => None,
+    };
     let http_listener = match cfg.http.enabled {
         true => Some(
             tokio::net::TcpListener::bind(cfg.http.listen)
@@ -131,6 +141,7 @@ async fn node(
     let rtmp_addr = rtmp.as_ref().map(|l| l.local_addr()).transpose()?;
     let http_addr = http_listener.as_ref().map(|l| l.local_addr()).transpose()?;
     let rtmp_url = rtmp_addr.map(|a| format!("rtmp://{}:{}/live", printable_host(a), a.port()));
+    let rtmps_addr = rtmps.as_ref().map(|(l, _)| l.local_addr()).transpose()?;
     let http_base = http_addr.and_then(|a| cfg.http_base(a));
     let tracker =
         (cfg.tracker.enabled && http_addr.is_some()).then(|| tracker::Tracker::new(cfg.tracker.limits.clone()));
@@ -185,6 +196,11 @@ async fn node(
     }
     if let (Some(url), Some(secret)) = (&rtmp_url, &secret) {
         println!("  OBS server  {url}");
+        if let (Some(a), Some((_, tls))) = (rtmps_addr, &rtmps) {
+            println!("  OBS (TLS)   rtmps://{}:{}/live", printable_host(a), a.port());
+            let kind = if tls.self_signed { "self-signed, " } else { "" };
+            println!("  rtmps cert  {kind}sha256 {}", tls.fingerprint);
+        }
         println!("  stream key  {secret}");
     }
     if let Some(a) = http_addr {
@@ -212,6 +228,9 @@ async fn node(
     }
     if let Some(a) = rtmp_addr {
         println!("rtmp listening on {a}");
+    }
+    if let Some(a) = rtmps_addr {
+        println!("rtmps listening on {a}");
     }
     if let Some(a) = http_addr {
         println!("http listening on {a}");
@@ -281,10 +300,18 @@ async fn node(
                 },
                 ladder,
                 ffmpeg: cfg.rtmp.ffmpeg.clone(),
+                max_connections: cfg.rtmp.max_connections,
+                max_connections_per_address: cfg.rtmp.max_connections_per_address,
+                handshake_timeout: Duration::from_millis(cfg.rtmp.handshake_timeout_ms),
+                stats: metrics.ingest.clone(),
                 ..ingest::IngestConfig::default()
             };
-            Some(tokio::spawn(ingest::serve(
-                listener,
+            let listeners = ingest::Listeners {
+                rtmp: Some(listener),
+                rtmps: rtmps.map(|(l, tls)| (l, tls.acceptor)),
+            };
+            Some(tokio::spawn(ingest::serve_listeners(
+                listeners,
                 ingest_cfg,
                 tx,
                 wait_true(stop_rx.clone()),

@@ -50,6 +50,8 @@ pub struct Node {
     pub relayed: Vec<String>,
     /// `127.0.0.1:PORT` of the RTMP listener, if ingest runs.
     pub rtmp: Option<String>,
+    /// `127.0.0.1:PORT` of the RTMPS listener, when started with `--rtmps`.
+    pub rtmps: Option<String>,
     /// `http://127.0.0.1:PORT` of the HTTP origin, if it runs.
     pub http: Option<String>,
     /// `127.0.0.1:PORT` of the MoQ (QUIC) listener, if it runs.
@@ -152,6 +154,7 @@ impl Node {
         let want_moq = !extra.contains(&"--no-moq");
         let want_relayed = want_swarm && extra.contains(&"--relay");
         let (mut rtmp, mut http, mut moq, mut id, mut p2p) = (None, None, None, None, Vec::new());
+        let (want_rtmps, mut rtmps) = (extra.contains(&"--rtmps"), None);
         let mut relayed = Vec::new();
         let deadline = Instant::now() + Duration::from_secs(30);
         while (want_rtmp && rtmp.is_none())
@@ -159,11 +162,15 @@ impl Node {
             || (want_swarm && p2p.is_empty())
             || (want_relayed && relayed.is_empty())
             || (want_moq && moq.is_none())
+            || (want_rtmps && rtmps.is_none())
         {
             let left = deadline.saturating_duration_since(Instant::now());
             let line = lines.recv_timeout(left).expect("node prints its addresses");
             if let Some(a) = line.strip_prefix("rtmp listening on ") {
                 rtmp = Some(a.to_string());
+            }
+            if let Some(a) = line.strip_prefix("rtmps listening on ") {
+                rtmps = Some(a.to_string());
             }
             if let Some(a) = line.strip_prefix("http listening on ") {
                 http = Some(format!("http://{a}"));
@@ -189,6 +196,7 @@ impl Node {
             p2p,
             relayed,
             rtmp,
+            rtmps,
             http,
             moq,
             stream_id: id.expect("prints the stream id"),
