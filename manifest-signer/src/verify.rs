@@ -34,11 +34,30 @@ pub struct Report {
     pub log_entries: Option<u64>,
     pub playlists_verified: u64,
     pub failures: Vec<String>,
+    /// When the manifest was signed (its `time_ms`), and when it was checked (ms since the epoch).
+    pub signed_ms: Option<u64>,
+    pub checked_ms: u64,
+    /// Every rendition of the manifest is ended (`EXT-X-ENDLIST`): old by nature.
+    pub ended: bool,
+    /// Older than this (ms) and not ended: the report warns that it is not the live edge. Set
+    /// by the caller (`hlswarm verify --max-age-seconds`); a warning, not a failure.
+    pub max_age_ms: Option<u64>,
 }
 
 impl Report {
     pub fn ok(&self) -> bool {
         self.failures.is_empty() && self.manifest_seq.is_some()
+    }
+
+    /// How long before the check the manifest was signed (negative: signed "in the future", a
+    /// clock is off).
+    pub fn age_ms(&self) -> Option<i128> {
+        self.signed_ms.map(|t| i128::from(self.checked_ms) - i128::from(t))
+    }
+
+    /// A live (not ended) stream whose newest manifest is older than `max_age_ms`.
+    pub fn is_old(&self) -> bool {
+        !self.ended && matches!((self.age_ms(), self.max_age_ms), (Some(age), Some(max)) if age > i128::from(max))
     }
 
     fn fail(&mut self, what: impl fmt::Display) {
@@ -61,6 +80,33 @@ impl fmt::Display for Report {
                 self.renditions.join(", ")
             )?,
             None => writeln!(f, "manifest    NOT VERIFIED")?,
+        }
+        if let (Some(t), Some(age)) = (self.signed_ms, self.age_ms()) {
+            let state = if self.ended { ", the stream ended" } else { "" };
+            if age < 0 {
+                writeln!(
+                    f,
+                    "signed      {} ({} in the future: a clock is off{state})",
+                    iso8601_utc(t),
+                    human_ms(age.unsigned_abs())
+                )?;
+            } else {
+                writeln!(
+                    f,
+                    "signed      {} ({} ago{state})",
+                    iso8601_utc(t),
+                    human_ms(age.unsigned_abs())
+                )?;
+            }
+            if self.is_old()
+                && let Some(max) = self.max_age_ms
+            {
+                writeln!(
+                    f,
+                    "age         WARNING: older than {}: not the live edge of a live stream (an old snapshot, or a mirror that stopped following)",
+                    human_ms(u128::from(max))
+                )?;
+            }
         }
         writeln!(
             f,
@@ -103,6 +149,7 @@ pub struct VerifyOptions {
 pub async fn verify_stream<S: Source>(src: &S, expected: &StreamId, opts: VerifyOptions) -> Report {
     let mut report = Report {
         stream: Some(*expected),
+        checked_ms: now_ms(),
         ..Report::default()
     };
     let manifest = match load_manifest(src, expected).await {
@@ -114,6 +161,8 @@ pub async fn verify_stream<S: Source>(src: &S, expected: &StreamId, opts: Verify
     };
     let m = &manifest.body;
     report.manifest_seq = Some(m.seq);
+    report.signed_ms = Some(m.time_ms);
+    report.ended = !m.renditions.is_empty() && m.renditions.iter().all(|r| r.ended);
     report.renditions = m.renditions.iter().map(|r| r.name.clone()).collect();
 
     match src
@@ -189,6 +238,42 @@ pub async fn verify_stream<S: Source>(src: &S, expected: &StreamId, opts: Verify
         Err(e) => report.fail(format!("{LOG_FILE}: {e}")),
     }
     report
+}
+
+/// `ms` since the Unix epoch as ISO 8601 UTC, to the millisecond: `2026-12-02T18:20:01.123Z`.
+pub fn iso8601_utc(ms: u64) -> String {
+    let secs = ms / 1000;
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    // Days to a civil date (Howard Hinnant's algorithm), in unsigned arithmetic: the epoch is
+    // shifted to 0000-03-01 so every count is non-negative.
+    let z = days + 719_468;
+    let era = z / 146_097;
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + u64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:03}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60,
+        ms % 1000
+    )
+}
+
+/// A duration for people: `850 ms`, `12.3 s`, `4.5 min`, `2.0 h`, `3.1 days`.
+fn human_ms(ms: u128) -> String {
+    let f = ms as f64;
+    match ms {
+        0..1_000 => format!("{ms} ms"),
+        1_000..120_000 => format!("{:.1} s", f / 1e3),
+        120_000..7_200_000 => format!("{:.1} min", f / 6e4),
+        7_200_000..172_800_000 => format!("{:.1} h", f / 3.6e6),
+        _ => format!("{:.1} days", f / 8.64e7),
+    }
 }
 
 async fn load_manifest<S: Source>(src: &S, expected: &StreamId) -> Result<Signed<ManifestRoot>> {
@@ -345,5 +430,51 @@ impl Source for DirSource {
             });
         }
         Ok(Some(buf))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signing_times_print_as_iso_8601_utc() {
+        assert_eq!(iso8601_utc(0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(iso8601_utc(951_782_400_000), "2000-02-29T00:00:00.000Z");
+        assert_eq!(iso8601_utc(1_709_251_199_999), "2024-02-29T23:59:59.999Z");
+        assert_eq!(iso8601_utc(1_798_761_601_123), "2027-01-01T00:00:01.123Z");
+        assert_eq!(iso8601_utc(4_102_444_800_000), "2100-01-01T00:00:00.000Z");
+    }
+
+    #[test]
+    fn the_report_tells_the_age_and_warns_only_for_an_old_live_stream() {
+        let mut r = Report {
+            manifest_seq: Some(3),
+            signed_ms: Some(1_000_000),
+            checked_ms: 1_000_000 + 3_600_000,
+            max_age_ms: Some(60_000),
+            ..Report::default()
+        };
+        assert_eq!(r.age_ms(), Some(3_600_000));
+        assert!(r.is_old());
+        let text = r.to_string();
+        assert!(
+            text.contains("signed      1970-01-01T00:16:40.000Z (60.0 min ago)"),
+            "{text}"
+        );
+        assert!(text.contains("WARNING: older than 60.0 s"), "{text}");
+        assert!(r.ok(), "old is a warning, not a failure");
+        r.ended = true;
+        assert!(!r.is_old());
+        let text = r.to_string();
+        assert!(
+            text.contains("ago, the stream ended)") && !text.contains("WARNING"),
+            "{text}"
+        );
+        r.ended = false;
+        r.checked_ms = 1_000_000 + 5_000;
+        assert!(!r.is_old());
+        r.checked_ms = 999_000;
+        assert!(r.to_string().contains("(1.0 s in the future: a clock is off)"));
     }
 }

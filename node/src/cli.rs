@@ -142,6 +142,13 @@ pub struct VerifyArgs {
     /// Also verify every archived segment still present, not only the live window.
     #[arg(long)]
     pub archive: bool,
+    /// Warn when a live (not ended) stream's newest manifest was signed longer ago than this:
+    /// an old snapshot, or a mirror that stopped following.
+    #[arg(long, value_name = "SECONDS", default_value_t = 60)]
+    pub max_age_seconds: u64,
+    /// Exit non-zero when that warning is given (a valid but old live stream).
+    #[arg(long)]
+    pub fail_if_old: bool,
 }
 
 #[derive(Debug, Default, Args)]

@@ -14,6 +14,7 @@ mod rtmps;
 mod run;
 mod seed;
 mod sign;
+pub mod sources;
 pub mod swarm;
 mod tracker;
 mod verify;

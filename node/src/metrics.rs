@@ -56,9 +56,11 @@ pub enum FailureSource {
     Disk,
     /// A manifest offered to the catalog at run time that broke the chain rules.
     Chain,
-    /// A signed object or blob that a peer (swarm, HTTP origin, MoQ) sent and that failed
-    /// verification.
+    /// A signed object or blob that a swarm peer sent and that failed verification.
     Peer,
+    /// A signed object, blob or log that an HTTP source (an origin or mirror) sent and that
+    /// failed verification.
+    Http,
     /// An object received over MoQ (see also `hlswarm_moq_refused_total` by reason).
     Moq,
 }
@@ -78,7 +80,9 @@ pub struct Metrics {
     verify_fail_disk: AtomicU64,
     verify_fail_chain: AtomicU64,
     verify_fail_peer: AtomicU64,
+    verify_fail_http: AtomicU64,
     pub swarm: SwarmMetrics,
+    pub http_sources: HttpSourceMetrics,
     verify_fail_moq: AtomicU64,
     moq_refused: [AtomicU64; 6],
     moq_bytes_out: AtomicU64,
@@ -103,6 +107,40 @@ pub struct SwarmMetrics {
     pub busy_replies: AtomicU64,
     pub gossip_rejected: AtomicU64,
     pub peers_banned: AtomicU64,
+}
+
+/// The HTTP sources' health (node/src/sources): mirrors and the swarm's HTTP fallback.
+#[derive(Debug, Default)]
+pub struct HttpSourceMetrics {
+    pub bans: AtomicU64,
+    pub backoffs: AtomicU64,
+    pub behind: AtomicU64,
+}
+
+impl HttpSourceMetrics {
+    fn render(&self, o: &mut String) {
+        let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        let rows: [(&str, &str, &AtomicU64); 3] = [
+            (
+                "hlswarm_http_source_bans_total",
+                "HTTP sources banned for bytes that failed verification.",
+                &self.bans,
+            ),
+            (
+                "hlswarm_http_source_backoffs_total",
+                "Fetches from HTTP sources that got no usable answer (the source is backed off).",
+                &self.backoffs,
+            ),
+            (
+                "hlswarm_http_source_behind_total",
+                "Times an HTTP source served a manifest older than the freshest known.",
+                &self.behind,
+            ),
+        ];
+        for (name, help, v) in rows {
+            let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}", g(v));
+        }
+    }
 }
 
 impl SwarmMetrics {
@@ -198,6 +236,7 @@ impl Metrics {
             FailureSource::Disk => &self.verify_fail_disk,
             FailureSource::Chain => &self.verify_fail_chain,
             FailureSource::Peer => &self.verify_fail_peer,
+            FailureSource::Http => &self.verify_fail_http,
             FailureSource::Moq => &self.verify_fail_moq,
         }
         .fetch_add(1, Ordering::Relaxed);
@@ -319,9 +358,15 @@ impl Metrics {
         );
         let _ = writeln!(
             o,
+            "hlswarm_verification_failures_total{{source=\"http\"}} {}",
+            g(&self.verify_fail_http)
+        );
+        let _ = writeln!(
+            o,
             "hlswarm_verification_failures_total{{source=\"moq\"}} {}",
             g(&self.verify_fail_moq)
         );
+        self.http_sources.render(&mut o);
         o.push_str("# HELP hlswarm_moq_refused_total Objects received over MoQ and refused, by reason.\n");
         o.push_str("# TYPE hlswarm_moq_refused_total counter\n");
         for (i, r) in MOQ_REASONS.iter().enumerate() {

@@ -171,10 +171,15 @@ impl Replica {
 
     /// Verify `wire` as a MANIFEST_ROOT of `id` and take it if it extends the chain.
     pub fn offer_manifest_wire(&self, id: &StreamId, wire: &[u8]) -> Result<Offered, Refused> {
+        self.offer_manifest_from(id, wire, FailureSource::Peer)
+    }
+
+    /// [`Replica::offer_manifest_wire`], a failure counted under `source`.
+    pub fn offer_manifest_from(&self, id: &StreamId, wire: &[u8], source: FailureSource) -> Result<Offered, Refused> {
         let m = match Signed::<ManifestRoot>::verify(wire, id) {
             Ok(m) => m,
             Err(e) => {
-                self.catalog.metrics().verification_failure(FailureSource::Peer);
+                self.catalog.metrics().verification_failure(source);
                 return Err(e);
             }
         };
@@ -186,7 +191,7 @@ impl Replica {
         if let Err(e) = r.chain.accept(m.clone()) {
             // An older manifest is normal (a slower peer, reordered gossip), not a forgery.
             if !matches!(e, Error::Replay { .. }) {
-                self.catalog.metrics().verification_failure(FailureSource::Peer);
+                self.catalog.metrics().verification_failure(source);
             }
             return Err(e);
         }
@@ -232,6 +237,16 @@ impl Replica {
             }
         }
         Ok(())
+    }
+
+    /// `(served, newest)`: the seq of the manifest served and of the newest verified one known,
+    /// while they differ (the newer one's blobs are still missing).
+    pub fn superseded(&self, id: &StreamId) -> Option<(u64, u64)> {
+        let streams = self.lock();
+        let r = streams.get(id)?;
+        let newest = r.chain.latest()?.body.seq;
+        let (_, served) = r.log.head?;
+        (newest > served).then_some((served, newest))
     }
 
     /// The blobs `id`'s pending manifests still need.
@@ -299,6 +314,17 @@ impl Replica {
     /// they reach the size a served manifest signs, then checked against its log root: a
     /// mismatch drops them all (the source lied) and is an error. Blocking (disk writes).
     pub fn offer_log(&self, id: &StreamId, from: u64, lines: &[u8]) -> Result<LogProgress, Refused> {
+        self.offer_log_from(id, from, lines, FailureSource::Peer)
+    }
+
+    /// [`Replica::offer_log`], a failure counted under `source`.
+    pub fn offer_log_from(
+        &self,
+        id: &StreamId,
+        from: u64,
+        lines: &[u8],
+        source: FailureSource,
+    ) -> Result<LogProgress, Refused> {
         let mut streams = self.lock();
         let Some(r) = streams.get_mut(id) else {
             return Ok(LogProgress::Stale);
@@ -331,7 +357,7 @@ impl Replica {
                 Ok(x) => x,
                 Err(e) => {
                     r.log.clear_staged();
-                    self.catalog.metrics().verification_failure(FailureSource::Peer);
+                    self.catalog.metrics().verification_failure(source);
                     return Err(e);
                 }
             };
@@ -344,7 +370,7 @@ impl Replica {
         }
         if r.log.tree.root_with(&r.log.staged_leaves) != target.root {
             r.log.clear_staged();
-            self.catalog.metrics().verification_failure(FailureSource::Peer);
+            self.catalog.metrics().verification_failure(source);
             return Err(Error::InvalidProof(format!(
                 "log entries {have}..{} do not hash to the signed log root",
                 target.size
@@ -367,6 +393,11 @@ impl Replica {
     /// Bytes of a wanted blob: refused unless they hash to its name and have its size. Stores
     /// them, and serves every manifest this completes. Blocking (disk writes).
     pub fn put_blob(&self, id: &StreamId, hash: Hash, bytes: Bytes) -> Result<(), Refused> {
+        self.put_blob_from(id, hash, bytes, FailureSource::Peer)
+    }
+
+    /// [`Replica::put_blob`], a failure counted under `source`.
+    pub fn put_blob_from(&self, id: &StreamId, hash: Hash, bytes: Bytes, source: FailureSource) -> Result<(), Refused> {
         let want = {
             let streams = self.lock();
             let r = streams.get(id).ok_or_else(|| unsolicited(&hash))?;
@@ -386,7 +417,7 @@ impl Replica {
         };
         let actual = Hash::of(&bytes);
         if !size_ok || actual != hash {
-            self.catalog.metrics().verification_failure(FailureSource::Peer);
+            self.catalog.metrics().verification_failure(source);
             return Err(Error::HashMismatch {
                 what: format!("blob of {} bytes", bytes.len()),
                 expected: hash.to_string(),

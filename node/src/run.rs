@@ -159,7 +159,12 @@ async fn node(
     if swarm.is_none() {
         // Without the swarm, followed streams are mirrored from their HTTP origins.
         for f in follows.iter().filter(|f| !f.http.is_empty()) {
-            crate::seed::spawn_http_mirror(replica.clone(), f.clone(), wait_true(stop_rx.clone()));
+            crate::seed::spawn_http_mirror(
+                replica.clone(),
+                f.clone(),
+                Duration::from_secs(cfg.swarm.ban_seconds),
+                wait_true(stop_rx.clone()),
+            );
         }
     }
     let hints = Hints {

@@ -10,16 +10,11 @@ use std::time::Duration;
 use anyhow::Context;
 use manifest_signer::{Signed, StreamAnnounce, StreamId};
 
-use crate::replica::{Offered, Replica, Wanted};
+use crate::replica::Replica;
 use crate::swarm::Follow;
-use manifest_signer::store::LOG_FILE;
 
 /// Largest signed object fetched over HTTP.
 const MAX_OBJECT_BYTES: usize = 512 * 1024;
-/// How often the HTTP-only mirror polls the origin's manifest.
-const MIRROR_POLL: Duration = Duration::from_millis(500);
-/// Archive blobs the HTTP-only mirror fetches per poll.
-const MIRROR_ARCHIVE_PER_POLL: usize = 8;
 
 #[derive(serde::Deserialize)]
 struct Bundle {
@@ -145,74 +140,28 @@ async fn fetch_announce(client: &reqwest::Client, base: &str, id: &StreamId) -> 
     Ok(Signed::<StreamAnnounce>::verify(&wire, id)?)
 }
 
-/// Without the swarm: mirror a stream from its HTTP origins, verified the same way.
-pub fn spawn_http_mirror(replica: Arc<Replica>, f: Follow, stop: impl Future<Output = ()> + Send + 'static) {
+/// Without the swarm: mirror a stream from its HTTP sources, verified the same way
+/// ([`crate::sources::mirror`]). `ban`: how long a source whose bytes fail verification is left
+/// alone.
+pub fn spawn_http_mirror(
+    replica: Arc<Replica>,
+    f: Follow,
+    ban: Duration,
+    stop: impl Future<Output = ()> + Send + 'static,
+) {
     tokio::spawn(async move {
+        let mirror = match crate::sources::mirror::Mirror::new(replica, f.stream, f.http, ban) {
+            Ok(m) => m,
+            Err(e) => {
+                tracing::error!(stream = %f.stream, error = %e, "cannot start the HTTP mirror");
+                return;
+            }
+        };
         tokio::select! {
             () = stop => {}
-            () = mirror(replica, f) => {}
+            () = mirror.run() => {}
         }
     });
-}
-
-async fn mirror(replica: Arc<Replica>, f: Follow) {
-    let Ok(client) = client() else { return };
-    let mut tick = tokio::time::interval(MIRROR_POLL);
-    loop {
-        tick.tick().await;
-        for base in &f.http {
-            let Ok(wire) = get_bounded(&client, &format!("{base}streams/{}/manifest.json", f.stream)).await else {
-                continue;
-            };
-            let wanted = match replica.offer_manifest_wire(&f.stream, &wire) {
-                Ok(Offered::New { wanted, .. }) => wanted,
-                Ok(Offered::Known { .. }) => replica.wanted(&f.stream),
-                Err(e) => {
-                    if e.code() != "replay" {
-                        tracing::warn!(stream = %f.stream, %base, code = e.code(), error = %e, "manifest from origin refused");
-                    }
-                    continue;
-                }
-            };
-            if let Ok(a) = get_bounded(&client, &format!("{base}streams/{}/announce.json", f.stream)).await {
-                let _ = replica.offer_announce_wire(&f.stream, &a);
-            }
-            for w in wanted {
-                mirror_blob(&client, &replica, base, f.stream, w).await;
-            }
-            // The archive: the log, checked against the signed root, then a few of the
-            // newest archive blobs per poll (live segments go first).
-            if let Some(need) = replica.log_need(&f.stream) {
-                let url = format!("{base}streams/{}/{LOG_FILE}", f.stream);
-                if let Some(all) = crate::swarm::fetch_http(&client, &url, crate::swarm::MAX_HTTP_LOG_BYTES).await {
-                    let (r2, stream) = (replica.clone(), f.stream);
-                    let res = tokio::task::spawn_blocking(move || {
-                        r2.offer_log(&stream, need.from, crate::swarm::skip_lines(&all, need.from))
-                    })
-                    .await;
-                    if let Ok(Err(e)) = res {
-                        tracing::warn!(%url, code = e.code(), error = %e, "log from origin refused");
-                    }
-                }
-            }
-            for (_, w) in replica.archive_wanted(&f.stream, MIRROR_ARCHIVE_PER_POLL) {
-                mirror_blob(&client, &replica, base, f.stream, w).await;
-            }
-            break;
-        }
-    }
-}
-
-async fn mirror_blob(client: &reqwest::Client, replica: &Arc<Replica>, base: &str, stream: StreamId, w: Wanted) {
-    let url = format!("{base}streams/{stream}/seg/{}.{}", w.hash, w.ext);
-    let Some(bytes) = crate::swarm::fetch_http(client, &url, w.size).await else {
-        return;
-    };
-    let (r2, hash) = (replica.clone(), w.hash);
-    let res = tokio::task::spawn_blocking(move || r2.put_blob(&stream, hash, bytes)).await;
-    if let Ok(Err(e)) = res {
-        tracing::warn!(%url, code = e.code(), error = %e, "segment from origin refused");
-    }
 }
 
 #[cfg(test)]

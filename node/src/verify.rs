@@ -17,19 +17,29 @@ pub async fn run(_data_dir: &Path, args: VerifyArgs) -> anyhow::Result<ExitCode>
     if args.target.starts_with("http://") || args.target.starts_with("https://") {
         let (base, id) = stream_base_url(&args.target, pinned)?;
         let src = HttpSource::new(base)?;
-        let report = verify_stream(&src, &id, opts).await;
-        println!("{report}");
-        all_ok &= report.ok();
+        let mut report = verify_stream(&src, &id, opts).await;
+        all_ok &= judge(&mut report, &args);
     } else {
         let targets = stream_dirs(Path::new(&args.target), pinned)?;
         for (dir, id) in targets {
             println!("== {}", dir.display());
-            let report = verify_stream(&DirSource(dir), &id, opts).await;
-            println!("{report}");
-            all_ok &= report.ok();
+            let mut report = verify_stream(&DirSource(dir), &id, opts).await;
+            all_ok &= judge(&mut report, &args);
         }
     }
     Ok(if all_ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+/// Print the report, with the age warning past `--max-age-seconds`; whether it passes: valid, and
+/// not old when `--fail-if-old` asks.
+fn judge(report: &mut manifest_signer::verify::Report, args: &VerifyArgs) -> bool {
+    report.max_age_ms = Some(args.max_age_seconds.saturating_mul(1000));
+    println!("{report}");
+    if report.is_old() && args.fail_if_old {
+        println!("result      FAILED: --fail-if-old and the stream is older than --max-age-seconds");
+        return false;
+    }
+    report.ok()
 }
 
 /// Stream directories to check: the target itself if it holds a manifest, else each stream under

@@ -18,6 +18,7 @@
 //! verification get the peer banned. Archive blobs (older than the live window) are fetched
 //! after live ones, newest first, a few at a time.
 
+mod fallback;
 pub mod identity;
 pub mod proto;
 
@@ -69,8 +70,6 @@ const HTTP_FETCHES: usize = 4;
 const QUIET_POLL: Duration = Duration::from_secs(3);
 /// Provider records are looked up this often per followed stream.
 const PROVIDER_LOOKUP: Duration = Duration::from_secs(20);
-/// Most HTTP origins and peers remembered per stream.
-const MAX_ORIGINS: usize = 8;
 /// Most peers whose "have" is remembered per stream.
 const MAX_HAVES: usize = 1024;
 /// Blobs read from disk for peers at once (each read holds the whole blob in memory).
@@ -490,7 +489,7 @@ fn topic_params() -> gossipsub::TopicScoreParams {
 /// Per stream: who has what, and what this node still wants.
 #[derive(Debug)]
 struct Carried {
-    http: Vec<String>,
+    http: crate::sources::HttpSources,
     /// Newest complete manifest seq per peer.
     haves: HashMap<PeerId, u64>,
     /// The author of the newest manifest gossiped (the signer's node).
@@ -522,6 +521,8 @@ struct Want {
     since: Instant,
     inflight: bool,
     backoff: HashMap<PeerId, Instant>,
+    /// HTTP sources that failed to deliver it since the fallback began.
+    http_tried: Vec<String>,
 }
 
 /// Results from blocking work and HTTP fetches, back on the swarm task.
@@ -534,16 +535,7 @@ enum Internal {
         len: usize,
         result: Result<(), manifest_signer::Error>,
     },
-    HttpBlob {
-        stream: StreamId,
-        hash: Hash,
-        bytes: Option<Bytes>,
-    },
-    HttpLatest {
-        stream: StreamId,
-        manifest: Option<Vec<u8>>,
-        announce: Option<Vec<u8>>,
-    },
+    Http(fallback::HttpEvent),
     /// Log entries offered to the replica; `from` is the source (None: HTTP).
     LogTaken {
         stream: StreamId,
@@ -609,8 +601,9 @@ impl Node {
     /// Start carrying a stream: subscribe to its topic and provide it in the DHT.
     fn carry(&mut self, stream: StreamId, http: Vec<String>) {
         let now = Instant::now();
+        let ban = Duration::from_secs(self.cfg.ban_seconds);
         let c = self.streams.entry(stream).or_insert_with(|| Carried {
-            http: Vec::new(),
+            http: crate::sources::HttpSources::new([], ban),
             haves: HashMap::new(),
             origin: None,
             wants: HashMap::new(),
@@ -626,9 +619,7 @@ impl Node {
             log_stuck: None,
         });
         for h in http {
-            if !c.http.contains(&h) && c.http.len() < MAX_ORIGINS {
-                c.http.push(h);
-            }
+            c.http.add(h);
         }
         let b = self.swarm.behaviour_mut();
         let topic = proto::topic(&stream);
@@ -890,6 +881,7 @@ impl Node {
                     since: now,
                     inflight: false,
                     backoff: HashMap::new(),
+                    http_tried: Vec::new(),
                 });
                 // An archive blob a live window lists again is live now.
                 if want.archive {
@@ -1226,36 +1218,7 @@ impl Node {
                     self.drop_stale_wants(stream);
                 }
             },
-            Internal::HttpBlob { stream, hash, bytes } => {
-                self.http_inflight = self.http_inflight.saturating_sub(1);
-                match bytes {
-                    Some(b) => {
-                        let replica = self.replica.clone();
-                        let tx = self.tx.clone();
-                        tokio::task::spawn_blocking(move || {
-                            let len = b.len();
-                            let result = replica.put_blob(&stream, hash, b);
-                            let _ = tx.blocking_send(Internal::Stored {
-                                stream,
-                                hash,
-                                from: None,
-                                len,
-                                result,
-                            });
-                        });
-                    }
-                    None => self.release(stream, hash, None),
-                }
-            }
-            Internal::HttpLatest {
-                stream,
-                manifest,
-                announce,
-            } => {
-                if let Some(m) = manifest {
-                    self.take_latest(stream, &m, announce.as_deref(), None);
-                }
-            }
+            Internal::Http(ev) => self.on_http(ev),
             Internal::LogTaken { stream, from, result } => {
                 let Some(c) = self.streams.get_mut(&stream) else { return };
                 c.log_busy = false;
@@ -1330,7 +1293,7 @@ impl Node {
             None => {
                 let Some(c) = self.streams.get_mut(&stream) else { return };
                 let stuck = *c.log_stuck.get_or_insert(now);
-                if now.duration_since(stuck) < fallback || c.http.is_empty() {
+                if now.duration_since(stuck) < fallback || !c.http.any_usable(now) {
                     return;
                 }
                 None
@@ -1356,29 +1319,11 @@ impl Node {
                 },
             ),
             None => {
-                let base = c.http.first().cloned().unwrap_or_default();
-                let client = self.http.clone();
-                let tx = self.tx.clone();
-                let replica = self.replica.clone();
-                tokio::spawn(async move {
-                    let url = format!("{base}streams/{stream}/{}", manifest_signer::store::LOG_FILE);
-                    let result = match fetch_http(&client, &url, MAX_HTTP_LOG_BYTES).await {
-                        Some(all) => tokio::task::spawn_blocking(move || {
-                            let lines = skip_lines(&all, need.from);
-                            replica.offer_log(&stream, need.from, lines)
-                        })
-                        .await
-                        .unwrap_or(Ok(LogProgress::Stale)),
-                        None => Ok(LogProgress::Staged(0)),
-                    };
-                    let _ = tx
-                        .send(Internal::LogTaken {
-                            stream,
-                            from: None,
-                            result,
-                        })
-                        .await;
-                });
+                if !self.fetch_http_log(stream, need)
+                    && let Some(c) = self.streams.get_mut(&stream)
+                {
+                    c.log_busy = false;
+                }
             }
         }
     }
@@ -1405,6 +1350,7 @@ impl Node {
                     since: now,
                     inflight: false,
                     backoff: HashMap::new(),
+                    http_tried: Vec::new(),
                 },
             );
         }
@@ -1484,7 +1430,7 @@ impl Node {
             let Some(c) = self.streams.get_mut(&id) else { continue };
             if now.duration_since(c.last_new) >= QUIET_POLL && now.duration_since(c.last_poll) >= QUIET_POLL {
                 c.last_poll = now;
-                let http = c.http.clone();
+                let http = c.http.pick_for_poll(now);
                 let peers: Vec<PeerId> = self
                     .swarm
                     .behaviour()
@@ -1496,40 +1442,12 @@ impl Node {
                 for p in peers {
                     self.request(p, Request::Latest { stream: id });
                 }
-                if let Some(base) = http.first() {
-                    self.poll_http(id, base.clone());
+                for base in http {
+                    self.poll_http(id, base);
                 }
             }
         }
         self.schedule();
-    }
-
-    fn poll_http(&self, stream: StreamId, base: String) {
-        let client = self.http.clone();
-        let tx = self.tx.clone();
-        tokio::spawn(async move {
-            let get = |file: &'static str| {
-                let client = client.clone();
-                let url = format!("{base}streams/{stream}/{file}");
-                async move {
-                    let r = client.get(&url).send().await.ok()?.error_for_status().ok()?;
-                    if r.content_length().is_some_and(|n| n > 512 * 1024) {
-                        return None;
-                    }
-                    let b = r.bytes().await.ok()?;
-                    (b.len() <= 512 * 1024).then(|| b.to_vec())
-                }
-            };
-            let manifest = get("manifest.json").await;
-            let announce = get("announce.json").await;
-            let _ = tx
-                .send(Internal::HttpLatest {
-                    stream,
-                    manifest,
-                    announce,
-                })
-                .await;
-        });
     }
 
     /// Assign wanted blobs to peers (or to HTTP origins when no peer delivered in time).
@@ -1579,13 +1497,22 @@ impl Node {
                     archive_inflight += usize::from(w.archive);
                     *self.peer_load.entry(*p).or_default() += 1;
                     jobs.push((*id, w.w.hash, *p));
-                } else if now.duration_since(w.since) >= fallback
-                    && self.http_inflight + http_jobs.len() < HTTP_FETCHES
-                    && let Some(base) = c.http.first()
+                } else if now.duration_since(w.since) >= fallback && self.http_inflight + http_jobs.len() < HTTP_FETCHES
                 {
-                    w.inflight = true;
-                    archive_inflight += usize::from(w.archive);
-                    http_jobs.push((*id, w.w, base.clone()));
+                    let seq = (!w.archive).then_some(w.seq);
+                    match c.http.pick_for_blob(now, seq, &w.http_tried) {
+                        Some(base) => {
+                            w.inflight = true;
+                            archive_inflight += usize::from(w.archive);
+                            http_jobs.push((*id, w.w, base));
+                        }
+                        // Every source tried: wait another `http_fallback_ms` before the next round.
+                        None if !w.http_tried.is_empty() => {
+                            w.http_tried.clear();
+                            w.since = now;
+                        }
+                        None => {}
+                    }
                 }
             }
         }
@@ -1595,42 +1522,9 @@ impl Node {
             self.request(peer, Request::Blob { stream, hash });
         }
         for (stream, w, base) in http_jobs {
-            self.http_inflight += 1;
-            let client = self.http.clone();
-            let tx = self.tx.clone();
-            tokio::spawn(async move {
-                let url = format!("{base}streams/{stream}/seg/{}.{}", w.hash, w.ext);
-                let bytes = fetch_http(&client, &url, w.size).await;
-                if bytes.is_none() {
-                    tracing::debug!(%url, "HTTP fallback fetch failed");
-                }
-                let _ = tx
-                    .send(Internal::HttpBlob {
-                        stream,
-                        hash: w.hash,
-                        bytes,
-                    })
-                    .await;
-            });
+            self.fetch_http_blob(stream, w, base);
         }
     }
-}
-
-/// GET `url`, at most `size` bytes (and a segment's size limit); None on any failure.
-pub(crate) async fn fetch_http(client: &reqwest::Client, url: &str, size: u64) -> Option<Bytes> {
-    let limit = size.min(manifest_signer::objects::limits::MAX_SEGMENT_BYTES);
-    let mut r = client.get(url).send().await.ok()?.error_for_status().ok()?;
-    if r.content_length().is_some_and(|n| n > limit) {
-        return None;
-    }
-    let mut out = Vec::new();
-    while let Some(chunk) = r.chunk().await.ok()? {
-        if (out.len() + chunk.len()) as u64 > limit {
-            return None;
-        }
-        out.extend_from_slice(&chunk);
-    }
-    Some(Bytes::from(out))
 }
 
 /// Up to [`LOG_CHUNK`] lines (and [`proto::MAX_LOG_RESPONSE`] bytes) of a stream's log from
