@@ -1,7 +1,7 @@
 //! Every wire decoder of the signed protocol on the same bytes; none may panic, and what
 //! they accept must hold together:
 //! - `Signed::<ManifestRoot>::from_wire`, `Signed::<StreamAnnounce>::from_wire`, and a
-//!   `ManifestChain` fed the bytes;
+//!   `ManifestChain` fed the bytes; `SignedPart::verify` and a `PartChain`;
 //! - the canonical parser (accepted bytes re-encode to themselves) and the canonical encoder
 //!   (any JSON it encodes parses back as canonical, to the same value);
 //! - a segment-log line as `StreamStore::read_log` parses it, and its leaf hash;
@@ -15,6 +15,7 @@ use std::sync::OnceLock;
 use libfuzzer_sys::fuzz_target;
 use manifest_signer::canonical::{from_canonical, to_canonical};
 use manifest_signer::merkle::{ConsistencyProof, InclusionProof, LogEntry, verify_consistency, verify_inclusion};
+use manifest_signer::part::{PartChain, SignedPart};
 use manifest_signer::{Hash, ManifestChain, ManifestRoot, Signed, StreamAnnounce, vectors};
 use serde_json::Value;
 
@@ -72,6 +73,13 @@ fuzz_target!(|data: &[u8]| {
         assert_eq!(a.wire(), data);
     }
     let _ = ManifestChain::new(k.stream).accept_wire(data);
+    // PART statements (binary): what verifies re-encodes to itself and starts a chain.
+    if let Ok(p) = SignedPart::verify(data, &k.stream) {
+        assert_eq!(p.wire(), data);
+        PartChain::new(k.stream)
+            .accept_wire(data)
+            .expect("a part that verifies starts a chain");
+    }
 
     if let Ok(v) = from_canonical(data) {
         assert_eq!(to_canonical(&v).expect("accepted canonical re-encodes"), data);

@@ -14,6 +14,7 @@ pub mod idle_end;
 mod keys;
 pub mod merkle;
 pub mod objects;
+pub mod part;
 pub mod playlist;
 pub mod signer;
 pub mod store;
