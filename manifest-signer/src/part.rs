@@ -29,6 +29,8 @@ pub const MAX_PART_BYTES: u32 = 16 * 1024 * 1024;
 pub const MAX_PART_DUR_US: u32 = 10_000_000;
 /// Largest wire encoding: a 32-byte name and `prev`.
 pub const MAX_WIRE_BYTES: usize = 4 + 32 + FIELDS + 32 + 32 + 64;
+/// Largest seq and time_ms: 2^53 - 1.
+pub const MAX_SAFE_INTEGER: u64 = (1 << 53) - 1;
 /// seq, part, dur_us, size, time_ms.
 const FIELDS: usize = 8 + 2 + 4 + 4 + 8;
 const FLAG_INDEPENDENT: u8 = 0b01;
@@ -75,6 +77,10 @@ impl Part {
                 self.dur_us
             )));
         }
+        // As every integer of the JSON objects (PROTOCOL §4), so JavaScript holds them exactly.
+        if self.seq > MAX_SAFE_INTEGER || self.time_ms > MAX_SAFE_INTEGER {
+            return Err(Error::Malformed("part seq or time_ms above 2^53 - 1".into()));
+        }
         Ok(())
     }
 
@@ -111,6 +117,20 @@ impl Part {
 
 fn signing_input(stream: &StreamId, body: &[u8]) -> Vec<u8> {
     [DOMAIN, &stream.0, body].concat()
+}
+
+/// Sign arbitrary body bytes as a PART would be (no checks): for test vectors of validly
+/// signed statements that break a rule.
+pub(crate) fn sign_raw(body: &[u8], key: &StreamKey) -> Vec<u8> {
+    let input = signing_input(&key.stream_id(), body);
+    [body, &key.sign(&input).to_bytes()].concat()
+}
+
+impl Part {
+    /// The bytes before the signature, unchecked (test vectors change them).
+    pub(crate) fn unsigned_bytes(&self) -> Vec<u8> {
+        self.body()
+    }
 }
 
 /// A verified (or freshly signed) PART with its wire bytes and id.

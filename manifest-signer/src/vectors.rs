@@ -7,6 +7,10 @@
 
 use serde_json::{Map, Value, json};
 
+#[path = "part_vectors.rs"]
+mod part_vectors;
+pub use part_vectors::part_bytes;
+
 use crate::merkle::{LogEntry, MerkleLog};
 use crate::objects::{sign_raw, to_envelope};
 use crate::playlist::{render_master, render_media};
@@ -570,6 +574,9 @@ pub fn generate() -> Result<Vec<Vector>> {
             "media": {"source": render_media(&m2b.body.renditions[0])},
         })),
     ));
+
+    // PART statements (§16).
+    part_vectors::push(&mut out)?;
 
     Ok(out)
 }

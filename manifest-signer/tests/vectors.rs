@@ -7,6 +7,7 @@ use std::path::PathBuf;
 
 use manifest_signer::canonical::from_canonical;
 use manifest_signer::merkle::{ConsistencyProof, InclusionProof, LogEntry, verify_consistency, verify_inclusion};
+use manifest_signer::part::{PartChain, SignedPart};
 use manifest_signer::playlist::{render_master, render_media};
 use manifest_signer::{Error, Hash, ManifestChain, ManifestRoot, Signed, StreamAnnounce, StreamId, StreamKey, vectors};
 use serde_json::Value;
@@ -66,6 +67,27 @@ fn run(case: &Value) -> Value {
                 let ev = &chain.evidence()[0];
                 assert_eq!(ev.first.body.seq, ev.second.body.seq);
                 assert_ne!(ev.first.id, ev.second.id);
+            }
+            Value::from(out)
+        }
+        "part" => {
+            let r = SignedPart::verify(&unhex(s(case, "wire_hex")), &stream());
+            if let (Ok(p), Some(id)) = (&r, case["id"].as_str()) {
+                assert_eq!(p.id.to_hex(), id, "object id");
+                p.check_bytes(&unhex(s(case, "data_hex"))).unwrap();
+            }
+            Value::from(code(r.map(|_| ())))
+        }
+        "part_chain" => {
+            let mut chain = PartChain::new(stream());
+            let out: Vec<String> = case["wires_hex"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|w| code(chain.accept_wire(&unhex(w.as_str().unwrap())).map(|_| ())))
+                .collect();
+            if out.last().map(String::as_str) == Some("equivocation") {
+                assert_eq!(chain.evidence().len(), 1, "equivocation keeps both parts as evidence");
             }
             Value::from(out)
         }

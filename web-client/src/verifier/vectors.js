@@ -9,6 +9,7 @@ import { publicKeyFromSeed } from "./ed25519.js";
 import { verifySegment } from "./hash.js";
 import { leafHash, verifyConsistency, verifyInclusion } from "./merkle.js";
 import { verifySigned } from "./objects.js";
+import { PartChain, verifyPart } from "./part.js";
 import { findRendition, renderMaster, renderMedia } from "./playlist.js";
 
 const utf8 = new TextEncoder();
@@ -40,6 +41,21 @@ const RUNNERS = {
     const out = [];
     for (const w of v.wires) out.push(await outcome(() => chain.acceptWire(utf8.encode(w))));
     // §14: for equivocation both manifests are kept as evidence.
+    if (out.includes("equivocation") && chain.evidence.length === 0) out.push("no evidence kept");
+    return out;
+  },
+  part: (v) => outcome(async () => {
+    const p = await verifyPart(hexToBytes(v.wire_hex), v.stream);
+    if (v.id !== undefined && p.id !== v.id) throw new Error(`id ${p.id} != ${v.id}`);
+    if (v.data_hex !== undefined) {
+      const data = hexToBytes(v.data_hex);
+      if (data.length !== p.body.size || !(await verifySegment(p.body.hash, data))) throw new VerifyError("hash_mismatch", "part bytes");
+    }
+  }),
+  async part_chain(v) {
+    const chain = new PartChain(v.stream);
+    const out = [];
+    for (const w of v.wires_hex) out.push(await outcome(() => chain.acceptWire(hexToBytes(w))));
     if (out.includes("equivocation") && chain.evidence.length === 0) out.push("no evidence kept");
     return out;
   },

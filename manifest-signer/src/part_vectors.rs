@@ -1,0 +1,246 @@
+//! Test vectors of the PART statement (docs/design/parts.md, PROTOCOL.md §16): single
+//! statements (`part`, wire bytes as hex) and per-rendition chains (`part_chain`).
+
+use serde_json::json;
+
+use super::{T0, Vector, case, hex, obj, test_key};
+use crate::part::{MAX_SAFE_INTEGER, Part, SignedPart, sign_raw};
+use crate::{Hash, Result};
+
+/// The bytes of part `idx` of segment `seq` in the vectors.
+pub fn part_bytes(seq: u64, idx: u16) -> Vec<u8> {
+    let mut b = format!("hlswarm test part {seq}.{idx} ").into_bytes();
+    b.resize(100 + usize::from(idx) * 13, (seq % 251) as u8);
+    b
+}
+
+fn body(seq: u64, idx: u16, prev: Option<Hash>) -> Part {
+    let data = part_bytes(seq, idx);
+    Part {
+        rendition: "source".into(),
+        seq,
+        part: idx,
+        dur_us: 200_000,
+        size: data.len() as u32,
+        time_ms: T0 + seq * 1000 + u64::from(idx) * 200,
+        hash: Hash::of(&data),
+        independent: idx == 0,
+        prev,
+    }
+}
+
+pub(super) fn push(out: &mut Vec<Vector>) -> Result<()> {
+    let (a, b) = (test_key("A"), test_key("B"));
+    let ida = a.stream_id().to_string();
+    // A good statement comes with its id and the part's bytes, which a verifier checks too.
+    let single = |name: &str, desc: &str, expect: &str, wire: &[u8], good: Option<&SignedPart>| {
+        let mut f = obj(json!({"stream": ida, "wire_hex": hex(wire)}));
+        if let Some(p) = good {
+            f.insert("id".into(), json!(p.id.to_hex()));
+            f.insert("data_hex".into(), json!(hex(&part_bytes(p.body.seq, p.body.part))));
+        }
+        case(name, desc, "part", json!(expect), f)
+    };
+    let p0 = SignedPart::sign(body(5, 0, None), &a)?;
+    let p1 = SignedPart::sign(body(5, 1, Some(p0.id)), &a)?;
+    let p2 = SignedPart::sign(body(5, 2, Some(p1.id)), &a)?;
+    out.push(single(
+        "part-ok-first",
+        "part 0 of segment 5, independent, first of its publish (no prev); data_hex is the part",
+        "ok",
+        p0.wire(),
+        Some(&p0),
+    ));
+    out.push(single(
+        "part-ok-chained",
+        "part 1 of segment 5, not independent, prev = the id of part-ok-first",
+        "ok",
+        p1.wire(),
+        Some(&p1),
+    ));
+    let forged = SignedPart::sign(body(5, 1, Some(p0.id)), &b)?;
+    out.push(single(
+        "part-bad-forged",
+        "part-ok-chained signed by key B",
+        "bad_signature",
+        forged.wire(),
+        None,
+    ));
+    let edit = |f: &dyn Fn(&mut Vec<u8>)| {
+        let mut w = p1.wire().to_vec();
+        f(&mut w);
+        w
+    };
+    let name_len = 6;
+    let size_at = 4 + name_len + 8 + 2 + 4;
+    let bad = [
+        (
+            "part-bad-signature-flipped",
+            "last byte of the signature flipped",
+            "bad_signature",
+            edit(&|w| {
+                let n = w.len() - 1;
+                w[n] ^= 1;
+            }),
+        ),
+        (
+            "part-bad-tampered-size",
+            "size raised by one after signing",
+            "bad_signature",
+            edit(&|w| w[size_at + 3] ^= 1),
+        ),
+        (
+            "part-bad-tampered-independent",
+            "the independent flag set after signing",
+            "bad_signature",
+            edit(&|w| w[2] |= 1),
+        ),
+        (
+            "part-bad-truncated",
+            "the last byte of the signature missing",
+            "malformed",
+            edit(&|w| {
+                w.pop();
+            }),
+        ),
+        (
+            "part-bad-trailing-byte",
+            "one byte after the signature",
+            "malformed",
+            edit(&|w| w.push(0)),
+        ),
+        (
+            "part-bad-reserved-flag",
+            "flag bit 7 set",
+            "malformed",
+            edit(&|w| w[2] |= 0x80),
+        ),
+        (
+            "part-bad-wrong-type",
+            "type byte 0x02",
+            "wrong_type",
+            edit(&|w| w[0] = 2),
+        ),
+        (
+            "part-bad-unknown-version",
+            "version byte 2",
+            "unknown_version",
+            edit(&|w| w[1] = 2),
+        ),
+        (
+            "part-bad-oversize",
+            "191 bytes (the limit is 190)",
+            "oversize",
+            edit(&|w| w.resize(191, 0)),
+        ),
+    ];
+    for (name, desc, expect, wire) in bad {
+        out.push(single(name, desc, expect, &wire, None));
+    }
+    // Validly signed, but breaking a rule the signer must keep.
+    let raw = |p: Part| sign_raw(&p.unsigned_bytes(), &a);
+    out.push(single(
+        "part-bad-name",
+        "validly signed, rendition name \"a/b\"",
+        "malformed",
+        &raw(Part {
+            rendition: "a/b".into(),
+            ..body(5, 1, None)
+        }),
+        None,
+    ));
+    out.push(single(
+        "part-bad-zero-size",
+        "validly signed, size 0",
+        "malformed",
+        &raw(Part {
+            size: 0,
+            ..body(5, 1, None)
+        }),
+        None,
+    ));
+    out.push(single(
+        "part-bad-unsafe-seq",
+        "validly signed, seq 2^53 (above the integers JavaScript holds exactly)",
+        "malformed",
+        &raw(Part {
+            seq: MAX_SAFE_INTEGER + 1,
+            ..body(5, 1, None)
+        }),
+        None,
+    ));
+    out.push(single(
+        "part-bad-long-name",
+        "validly signed, a 33-byte rendition name",
+        "oversize",
+        &raw(Part {
+            rendition: "a".repeat(33),
+            ..body(5, 1, None)
+        }),
+        None,
+    ));
+
+    let chain = |name: &str, desc: &str, wires: &[&[u8]], expect: &[&str]| {
+        let wires: Vec<String> = wires.iter().map(|w| hex(w)).collect();
+        case(
+            name,
+            desc,
+            "part_chain",
+            json!(expect),
+            obj(json!({"stream": ida, "wires_hex": wires})),
+        )
+    };
+    let p6 = SignedPart::sign(body(6, 0, Some(p2.id)), &a)?;
+    out.push(chain(
+        "part-chain-ok",
+        "parts 0, 1, 2 of segment 5 and part 0 of segment 6, each naming the one before",
+        &[p0.wire(), p1.wire(), p2.wire(), p6.wire()],
+        &["ok", "ok", "ok", "ok"],
+    ));
+    out.push(chain(
+        "part-chain-ok-gap",
+        "a viewer that missed part 1: prev is not checked across a gap",
+        &[p0.wire(), p2.wire()],
+        &["ok", "ok"],
+    ));
+    out.push(chain(
+        "part-chain-bad-replay",
+        "the same part twice, then an older one (a lying mirror's rollback)",
+        &[p0.wire(), p1.wire(), p1.wire(), p0.wire()],
+        &["ok", "ok", "replay", "replay"],
+    ));
+    let twin = SignedPart::sign(
+        Part {
+            size: p1.body.size + 1,
+            ..body(5, 1, Some(p0.id))
+        },
+        &a,
+    )?;
+    out.push(chain(
+        "part-chain-bad-equivocation",
+        "a second, different statement for part 1 of segment 5 (both kept as evidence)",
+        &[p0.wire(), p1.wire(), twin.wire()],
+        &["ok", "ok", "equivocation"],
+    ));
+    let wrong_prev = SignedPart::sign(body(5, 2, Some(p0.id)), &a)?;
+    out.push(chain(
+        "part-chain-bad-prev",
+        "part 2 names part 0 rather than part 1, the latest",
+        &[p0.wire(), p1.wire(), wrong_prev.wire()],
+        &["ok", "ok", "chain_break"],
+    ));
+    let earlier = SignedPart::sign(
+        Part {
+            time_ms: p1.body.time_ms - 1,
+            ..body(5, 2, Some(p1.id))
+        },
+        &a,
+    )?;
+    out.push(chain(
+        "part-chain-bad-time",
+        "part 2 signed before part 1",
+        &[p0.wire(), p1.wire(), earlier.wire()],
+        &["ok", "ok", "chain_break"],
+    ));
+    Ok(())
+}
