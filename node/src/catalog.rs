@@ -83,6 +83,8 @@ pub struct Catalog {
     /// What the ingest advises the broadcaster to change in the current publish (shown on
     /// the dashboard; each also logged once).
     publisher_advice: Mutex<Vec<String>>,
+    /// Followed streams whose served manifest lags a newer verified one (set by the replica).
+    lag: Mutex<crate::lag::Lag>,
 }
 
 /// Updates a slow subscriber may fall behind by before it misses some (it then sees `Lagged`
@@ -101,6 +103,7 @@ impl Catalog {
             metrics,
             updates: tokio::sync::broadcast::channel(UPDATES_BACKLOG).0,
             publisher_advice: Mutex::new(Vec::new()),
+            lag: Mutex::new(crate::lag::Lag::default()),
         }
     }
 
@@ -110,6 +113,27 @@ impl Catalog {
         if held.as_slice() != advice {
             advice.clone_into(&mut held);
         }
+    }
+
+    /// The replica's view of a followed stream: `Some((served, newest))` while the served
+    /// manifest is older than the newest verified one.
+    pub fn note_lag(&self, id: &StreamId, lag: Option<(u64, u64)>) {
+        let mut l = self.lag.lock().unwrap_or_else(|p| p.into_inner());
+        l.note(id, lag, Instant::now());
+    }
+
+    /// Whether `id`'s served manifest has lagged a newer known one for [`crate::lag::STALE_AFTER`]:
+    /// its manifest and playlists are then not served as live (logged once per episode).
+    pub fn stale(&self, id: &StreamId) -> Option<crate::lag::Stale> {
+        let s = self
+            .lag
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .stale(id, Instant::now())?;
+        if s.first {
+            tracing::warn!(stream = %id, served = s.served, newest = s.newest, "a newer manifest is known but its segments cannot be fetched from any source; answering 503 for the manifest and playlists until they are");
+        }
+        Some(s)
     }
 
     pub fn publisher_advice(&self) -> Vec<String> {

@@ -6,6 +6,7 @@ pub mod config;
 mod ending;
 mod http;
 mod keygen;
+pub mod lag;
 pub mod logging;
 pub mod metrics;
 pub mod moq;

@@ -115,12 +115,14 @@ pub struct HttpSourceMetrics {
     pub bans: AtomicU64,
     pub backoffs: AtomicU64,
     pub behind: AtomicU64,
+    /// Manifest and playlist requests refused because this node's served manifest is stale.
+    pub stale_refusals: AtomicU64,
 }
 
 impl HttpSourceMetrics {
     fn render(&self, o: &mut String) {
         let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
-        let rows: [(&str, &str, &AtomicU64); 3] = [
+        let rows: [(&str, &str, &AtomicU64); 4] = [
             (
                 "hlswarm_http_source_bans_total",
                 "HTTP sources banned for bytes that failed verification.",
@@ -135,6 +137,11 @@ impl HttpSourceMetrics {
                 "hlswarm_http_source_behind_total",
                 "Times an HTTP source served a manifest older than the freshest known.",
                 &self.behind,
+            ),
+            (
+                "hlswarm_http_stale_refusals_total",
+                "Manifest and playlist requests answered 503 because this node has served an older manifest than one it knows exists for 10 s or more.",
+                &self.stale_refusals,
             ),
         ];
         for (name, help, v) in rows {

@@ -242,11 +242,7 @@ impl Replica {
     /// `(served, newest)`: the seq of the manifest served and of the newest verified one known,
     /// while they differ (the newer one's blobs are still missing).
     pub fn superseded(&self, id: &StreamId) -> Option<(u64, u64)> {
-        let streams = self.lock();
-        let r = streams.get(id)?;
-        let newest = r.chain.latest()?.body.seq;
-        let (_, served) = r.log.head?;
-        (newest > served).then_some((served, newest))
+        lag(self.lock().get(id)?)
     }
 
     /// The blobs `id`'s pending manifests still need.
@@ -636,8 +632,14 @@ impl Replica {
         }
     }
 
-    /// Serve the newest pending manifest whose blobs are all held; drop the older ones.
+    /// Serve the newest pending manifest whose blobs are all held; drop the older ones. Then
+    /// tell the catalog whether the served one still lags (see [`crate::lag`]).
     fn commit_ready(&self, id: &StreamId, r: &mut Replicated) {
+        self.commit_newest_ready(id, r);
+        self.catalog.note_lag(id, lag(r));
+    }
+
+    fn commit_newest_ready(&self, id: &StreamId, r: &mut Replicated) {
         let Some(pos) = r
             .pending
             .iter()
@@ -761,6 +763,13 @@ fn find_interleaving(
 
 fn unsolicited(hash: &Hash) -> Error {
     Error::Malformed(format!("blob {hash} is not listed by any manifest this node follows"))
+}
+
+/// `(served, newest)` while the served manifest is older than the newest verified one.
+fn lag(r: &Replicated) -> Option<(u64, u64)> {
+    let newest = r.chain.latest()?.body.seq;
+    let (_, served) = r.log.head?;
+    (newest > served).then_some((served, newest))
 }
 
 /// Every blob a manifest's windows need: each segment, and the init segments they name.

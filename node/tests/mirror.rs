@@ -386,3 +386,89 @@ async fn flipping_mirror_beside_the_origin(mode: Mode) {
     assert!(report.contains("result      OK"), "{report}");
     assert!(origin.stop().success());
 }
+
+/// A proxy to `origin` that answers 404 for every blob while `block` is set (a mirror that has
+/// the manifests but not yet the segments).
+async fn gate(origin: String, block: Arc<std::sync::atomic::AtomicBool>) -> Server {
+    let client = reqwest::Client::new();
+    let app = axum::Router::new().fallback(move |uri: Uri| {
+        let (client, origin, block) = (client.clone(), origin.clone(), block.clone());
+        async move {
+            if block.load(Ordering::Relaxed) && uri.path().contains("/seg/") {
+                return StatusCode::NOT_FOUND.into_response();
+            }
+            let path = uri.path_and_query().map_or(uri.path(), |x| x.as_str());
+            let Ok(r) = client.get(format!("{origin}{path}")).send().await else {
+                return StatusCode::BAD_GATEWAY.into_response();
+            };
+            let status = StatusCode::from_u16(r.status().as_u16()).unwrap();
+            let body = r.bytes().await.unwrap_or_default();
+            (status, body).into_response()
+        }
+    });
+    Server::start(app).await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_seeder_that_cannot_fetch_a_newer_manifests_segments_stops_serving_the_old_one_as_live() {
+    let (odata, sdata) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    // The origin's own URL in the hints leads nowhere: the gate is the seeder's only source.
+    let mut flags = ORIGIN.to_vec();
+    flags.extend(["--public-url", "http://127.0.0.1:9"]);
+    let origin = Node::start(odata.path(), &flags);
+    let id: StreamId = origin.stream_id.parse().unwrap();
+    let mut push = publish(&origin.rtmp_url(SECRET), 120, "320x180");
+    common::wait_until("the origin's first manifest", Duration::from_secs(60), || async {
+        seq(&origin, &id).await.is_some()
+    })
+    .await;
+    let block = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let via = gate(origin.http.clone().unwrap(), block.clone()).await;
+    let seeder = seed(sdata.path(), &id, &[&via.base], Mode::HttpOnly);
+    common::wait_until("the seeder to follow", Duration::from_secs(60), || async {
+        seq(&seeder, &id).await.is_some_and(|s| s >= 2)
+    })
+    .await;
+
+    // Segments stop coming: the seeder knows newer manifests but cannot serve them.
+    block.store(true, Ordering::Relaxed);
+    let get = |path: String| {
+        let url = seeder.url(&format!("/streams/{id}/{path}"));
+        async move { reqwest::get(url).await.unwrap() }
+    };
+    common::wait_until(
+        "the seeder to refuse its stale manifest",
+        Duration::from_secs(60),
+        || async { get("manifest.json".into()).await.status() == StatusCode::SERVICE_UNAVAILABLE },
+    )
+    .await;
+    let r = get("manifest.json".into()).await;
+    assert_eq!(r.headers()["retry-after"], "2");
+    assert!(r.text().await.unwrap().contains("this node is behind the stream"));
+    let media = manifest_signer::playlist::media_playlist_name("source");
+    assert_eq!(get(media.clone()).await.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(
+        get("master.m3u8".into()).await.status(),
+        StatusCode::SERVICE_UNAVAILABLE
+    );
+    assert!(
+        get("announce.json".into()).await.status().is_success(),
+        "the announce is not live state"
+    );
+    assert!(metric(&seeder, "hlswarm_http_stale_refusals_total").await >= 1.0);
+
+    // Segments come again: it catches up and serves the live edge.
+    block.store(false, Ordering::Relaxed);
+    let target = seq(&origin, &id).await.unwrap();
+    common::wait_until(
+        &format!("the seeder back at seq {target}"),
+        Duration::from_secs(60),
+        || async { seq(&seeder, &id).await.is_some_and(|s| s >= target) },
+    )
+    .await;
+    assert!(get(media).await.status().is_success());
+    let _ = push.kill();
+    let _ = push.wait();
+    assert!(seeder.stop().success());
+    assert!(origin.stop().success());
+}

@@ -3,15 +3,17 @@
 //! Playlists come from the snapshot rendered at the manifest's acceptance, never from disk, so
 //! they are byte-identical on every node. Segments are verified against their name (BLAKE3)
 //! before they leave the node: a corrupted or tampered file on disk is refused, logged and
-//! counted, not forwarded.
+//! counted, not forwarded. A followed stream whose served manifest has lagged a newer known one
+//! for 10 s (`crate::lag`) answers its manifest and playlists with 503: the old state is not
+//! presented as the live edge to players or to mirrors copying this node.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, LazyLock};
 
 use axum::extract::{ConnectInfo, Path, State};
-use axum::http::HeaderMap;
-use axum::response::Response;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use manifest_signer::Hash;
 use manifest_signer::store::{ANNOUNCE_FILE, LOG_FILE, MANIFEST_FILE, SEGMENT_DIR};
@@ -61,6 +63,11 @@ pub async fn file(
     headers: HeaderMap,
 ) -> Result<Response, HttpError> {
     let view = stream(&state, &id)?;
+    let live = file == MANIFEST_FILE || file.ends_with(".m3u8");
+    if live && let Some(s) = state.catalog.stale(&view.id) {
+        crate::metrics::SwarmMetrics::add(&state.catalog.metrics().http_sources.stale_refusals, 1);
+        return Ok(stale(s));
+    }
     match file.as_str() {
         MANIFEST_FILE => {
             note_viewer(&state, &view, &headers, peer);
@@ -100,6 +107,21 @@ pub async fn file(
         }
         _ => Err(HttpError::NotFound),
     }
+}
+
+/// 503 for a stream whose served manifest is stale: players retry, mirrors back off and ask
+/// another source.
+fn stale(s: crate::lag::Stale) -> Response {
+    let body = format!(
+        "this node is behind the stream: it holds manifest {} but {} exists and its segments cannot be fetched yet; try another source\n",
+        s.served, s.newest
+    );
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        [(header::RETRY_AFTER, "2"), (header::CACHE_CONTROL, "no-store")],
+        body,
+    )
+        .into_response()
 }
 
 /// `seg/<64 lowercase hex>.<m4s|ts|mp4>`.

@@ -20,8 +20,6 @@ use crate::replica::{LogProgress, Offered, Replica, Wanted};
 pub const POLL_EVERY: Duration = Duration::from_millis(500);
 /// Archive blobs fetched per poll (live segments go first).
 const ARCHIVE_PER_POLL: usize = 8;
-/// The served manifest may lag the newest verified one this long before it is reported.
-const SUPERSEDED_GRACE: Duration = Duration::from_secs(10);
 
 /// One followed stream's mirror.
 #[derive(Debug)]
@@ -30,9 +28,6 @@ pub struct Mirror {
     stream: StreamId,
     sources: HttpSources,
     client: reqwest::Client,
-    /// Since when the served manifest has lagged a newer verified one.
-    superseded_since: Option<Instant>,
-    superseded_warned: bool,
 }
 
 impl Mirror {
@@ -42,8 +37,6 @@ impl Mirror {
             stream,
             sources: HttpSources::new(bases, ban),
             client: fetch::client()?,
-            superseded_since: None,
-            superseded_warned: false,
         })
     }
 
@@ -108,7 +101,6 @@ impl Mirror {
                 }
             }
         }
-        self.note_superseded(now);
         let live = self.replica.wanted(&self.stream);
         let seq = self.replica.superseded(&self.stream).map(|(_, n)| n).or(newest);
         for w in live {
@@ -176,24 +168,6 @@ impl Mirror {
             reason,
             e,
         );
-    }
-
-    /// Warn once when the served manifest lags a newer verified one for long: viewers of this
-    /// node see a playlist that stopped growing (see docs/OPERATIONS.md).
-    fn note_superseded(&mut self, now: Instant) {
-        match self.replica.superseded(&self.stream) {
-            Some((served, newest)) => {
-                let since = *self.superseded_since.get_or_insert(now);
-                if !self.superseded_warned && now.duration_since(since) >= SUPERSEDED_GRACE {
-                    self.superseded_warned = true;
-                    tracing::warn!(stream = %self.stream, served, newest, "a newer manifest is known but its segments cannot be fetched from any source; the served playlist has stopped");
-                }
-            }
-            None => {
-                self.superseded_since = None;
-                self.superseded_warned = false;
-            }
-        }
     }
 
     /// A wanted blob from the best source that has it; each source tried at most once.
