@@ -385,6 +385,10 @@ pub struct Segment {
     pub duration_us: u64,
     /// First segment after a publisher (re)connect or a codec/config change.
     pub discontinuity: bool,
+    /// It begins with a video keyframe (or has no video), so a player can start decoding at it.
+    /// False only after a cut without a keyframe: a keyframe interval more than 5 times the
+    /// target, or a segment over [`IngestConfig::max_segment_bytes`].
+    pub independent: bool,
     /// Earliest presentation time in the segment on the stream's timeline, microseconds.
     pub start_pts_us: u64,
     /// Codecs, size, frame rate and bandwidth.

@@ -346,7 +346,10 @@ impl Segmenter {
                 || self.video.len() >= MAX_PENDING_SAMPLES;
             if (keyframe && shown + frame >= target) || forced {
                 if forced && !keyframe {
-                    warn!(elapsed_ticks = elapsed, "segment cut without a keyframe");
+                    warn!(
+                        elapsed_ticks = elapsed,
+                        "segment cut without a keyframe; the next one is signed as not independent"
+                    );
                 }
                 if let Some(seg) = self.cut(Some(ticks))? {
                     out.push(seg);
@@ -622,6 +625,7 @@ impl Segmenter {
             data,
             duration_us,
             discontinuity: std::mem::take(&mut self.discontinuity),
+            independent: video.first().is_none_or(|s| s.keyframe),
             start_pts_us,
             info,
             advice: self.advice.clone(),

@@ -170,6 +170,7 @@ fn manifest_with_parts(key: &StreamKey) -> Value {
         disc: false,
         pdt_ms: Some(TIME_MS - (WINDOW - i) * 1000),
         init: Some(h("init", 0)),
+        independent: None,
     };
     let rendition = |name: &str, bytes: u64, codecs: &str| Rendition {
         name: name.into(),

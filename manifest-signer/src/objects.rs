@@ -83,6 +83,19 @@ pub struct SegmentRef {
     /// Hash of the init segment (EXT-X-MAP) this segment needs; absent for MPEG-TS.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub init: Option<Hash>,
+    /// `Some(false)`: the segment does not begin with a keyframe (protocol 1.3; older verifiers
+    /// refuse the field as unknown), and the master omits EXT-X-INDEPENDENT-SEGMENTS. Signers
+    /// write only `false`; absent (or `true`) means it does. Kept as given, so the bytes of a
+    /// log entry re-encode to themselves.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub independent: Option<bool>,
+}
+
+impl SegmentRef {
+    /// Whether the segment begins with a keyframe (absent: yes).
+    pub fn is_independent(&self) -> bool {
+        self.independent != Some(false)
+    }
 }
 
 /// One rendition's state in a MANIFEST_ROOT.

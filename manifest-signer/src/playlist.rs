@@ -28,8 +28,16 @@ pub fn media_playlist_name(rendition: &str) -> String {
 }
 
 /// The master playlist: one EXT-X-STREAM-INF per rendition, in manifest order.
+/// EXT-X-INDEPENDENT-SEGMENTS only while every window segment begins with a keyframe.
 pub fn render_master(m: &ManifestRoot) -> String {
-    let mut out = String::from("#EXTM3U\n#EXT-X-VERSION:6\n#EXT-X-INDEPENDENT-SEGMENTS\n");
+    let mut out = String::from("#EXTM3U\n#EXT-X-VERSION:6\n");
+    if m.renditions
+        .iter()
+        .flat_map(|r| &r.segments)
+        .all(|s| s.is_independent())
+    {
+        out.push_str("#EXT-X-INDEPENDENT-SEGMENTS\n");
+    }
     for r in &m.renditions {
         let _ = write!(
             out,

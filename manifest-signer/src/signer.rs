@@ -60,6 +60,9 @@ pub struct NewSegment {
     pub init: Option<Arc<[u8]>>,
     pub duration_us: u64,
     pub discontinuity: bool,
+    /// It begins with a keyframe (see `SegmentRef::independent`). Packagers that cut only at
+    /// keyframes (ffmpeg's hls muxer, nginx-rtmp, MediaMTX) always pass true.
+    pub independent: bool,
     pub pdt_ms: Option<u64>,
     pub info: RenditionInfo,
 }
@@ -382,6 +385,7 @@ impl StreamSigner {
             disc,
             pdt_ms: seg.pdt_ms,
             init: init.map(|b| b.hash),
+            independent: (!seg.independent).then_some(false),
         };
         r.segments.push(entry.clone());
         // After a container switch only segments of the new container stay in the window.

@@ -83,6 +83,7 @@ fn manifest_body(
                 disc: i == 3,
                 pdt_ms: Some(T0 + i * 2000),
                 init: Some(init_ref.hash),
+                independent: None,
             }
         })
         .collect();
@@ -128,6 +129,7 @@ fn log_of(n: u64) -> Result<(MerkleLog, Vec<LogEntry>)> {
                 disc: i == 3,
                 pdt_ms: Some(T0 + i * 2000),
                 init: Some(init),
+                independent: None,
             },
         };
         log.push(e.leaf_hash()?);
@@ -572,6 +574,24 @@ pub fn generate() -> Result<Vec<Vector>> {
             "wire": text(m2b.wire()),
             "master": render_master(&m2b.body),
             "media": {"source": render_media(&m2b.body.renditions[0])},
+        })),
+    ));
+
+    // Protocol 1.3: a segment cut without a keyframe is signed as not independent, and the
+    // master then drops EXT-X-INDEPENDENT-SEGMENTS.
+    let mut body = m2.body.clone();
+    body.renditions[0].segments[1].independent = Some(false);
+    let m2c = Signed::sign(body, &a)?;
+    out.push(case(
+        "playlist-render-not-independent",
+        "the seq 2 manifest of chain-ok with its second window segment signed independent: false (protocol 1.3)",
+        "playlist",
+        json!("ok"),
+        obj(json!({
+            "stream": ida,
+            "wire": text(m2c.wire()),
+            "master": render_master(&m2c.body),
+            "media": {"source": render_media(&m2c.body.renditions[0])},
         })),
     ));
 

@@ -425,6 +425,7 @@ fn collect_new(
             init,
             duration_us,
             discontinuity: s.discontinuity || (lost_track && out.is_empty()),
+            independent: true,
             pdt_ms,
             info: info.clone(),
         });

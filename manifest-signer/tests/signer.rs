@@ -16,6 +16,7 @@ fn seg(i: u32) -> NewSegment {
         init: Some(Arc::from(&b"init"[..])),
         duration_us: 2_000_000,
         discontinuity: false,
+        independent: true,
         pdt_ms: Some(1_000 * u64::from(i)),
         info: RenditionInfo::default(),
     }

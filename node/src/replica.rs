@@ -821,6 +821,7 @@ mod tests {
             init: Some(Arc::from(rendition.as_bytes().repeat(50))),
             duration_us: 1_000_000,
             discontinuity: false,
+            independent: true,
             pdt_ms: None,
             info: RenditionInfo::default(),
         }

@@ -643,6 +643,7 @@ fn to_new_segment(seg: ingest::Segment, anchor: u64) -> NewSegment {
         init: seg.init.as_ref().map(|b| Arc::from(&b[..])),
         duration_us: seg.duration_us,
         discontinuity: seg.discontinuity,
+        independent: seg.independent,
         pdt_ms: Some(anchor + seg.start_pts_us / 1000),
         info: RenditionInfo {
             codecs: (!info.codecs.is_empty()).then(|| info.codecs.clone()),

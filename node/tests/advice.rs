@@ -1,6 +1,7 @@
 //! A broadcaster whose settings degrade the stream is told so, once, in the node's log and on
 //! the dashboard (`/api/streams`), with the setting to change: real ffmpeg publishing MP3 audio
-//! (dropped: no sound) with 6 s between keyframes against 1 s segments.
+//! (dropped: no sound) with 6 s between keyframes against 1 s segments; the segments cut
+//! without a keyframe are signed as such and the master then omits EXT-X-INDEPENDENT-SEGMENTS.
 
 #![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
 
@@ -78,6 +79,33 @@ async fn mp3_audio_and_a_long_keyframe_interval_are_shown_with_the_fix() {
     );
     assert!(node.log_has(&["publisher: MP3 audio is not supported"]));
     assert!(node.log_has(&["publisher: keyframes are 6.0 s apart"]));
+
+    // 6 s between keyframes and 1 s segments: a segment is cut without a keyframe after 5 s;
+    // it is signed as not independent and the master stops claiming EXT-X-INDEPENDENT-SEGMENTS.
+    let id: manifest_signer::StreamId = node.stream_id.parse().unwrap();
+    let master_url = node.url(&format!("/streams/{id}/master.m3u8"));
+    let master: String = wait_for(
+        "a master without EXT-X-INDEPENDENT-SEGMENTS",
+        Duration::from_secs(30),
+        || {
+            let req = client.get(&master_url);
+            async move {
+                let text = req.send().await.ok()?.text().await.ok()?;
+                (text.starts_with("#EXTM3U") && !text.contains("INDEPENDENT-SEGMENTS")).then_some(text)
+            }
+        },
+    )
+    .await;
+    assert!(master.contains("#EXT-X-STREAM-INF"), "{master}");
+    let m = common::manifest(&node, &id).await.unwrap();
+    assert!(
+        m.body.renditions[0]
+            .segments
+            .iter()
+            .any(|s| s.independent == Some(false)),
+        "a segment signed as not independent: {:?}",
+        m.body.renditions[0].segments
+    );
     let _ = push.kill();
     let _ = push.wait();
     assert!(node.stop().success());

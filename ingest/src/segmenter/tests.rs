@@ -382,3 +382,32 @@ fn mp3_audio_and_high_10_video_are_advised() {
         "{advice:?}"
     );
 }
+
+/// A 12 s keyframe interval with 2 s segments: the segmenter must cut without a keyframe
+/// (5 targets at most), and such a segment is marked as not independent so that the master
+/// playlist never claims EXT-X-INDEPENDENT-SEGMENTS for it. Segments cut at keyframes are.
+#[test]
+fn a_cut_without_a_keyframe_is_not_independent() {
+    let mut s = segmenter(2000);
+    let mut segs = Vec::new();
+    segs.extend(s.video(0, &video_config()).unwrap());
+    for i in 0..(30 * 30) {
+        segs.extend(s.video(i * 1000 / 30, &video_frame(i % 360 == 0, 0)).unwrap());
+    }
+    segs.extend(s.flush().unwrap());
+    let flags: Vec<(u64, bool)> = segs.iter().map(|s| (s.duration_us / 1000, s.independent)).collect();
+    assert!(segs.len() >= 3, "{flags:?}");
+    for seg in &segs {
+        assert!(seg.duration_us <= 10_100_000, "at most 5 targets: {flags:?}");
+    }
+    assert!(segs[0].independent, "the first begins with a keyframe: {flags:?}");
+    assert!(!segs[1].independent, "cut at 10 s in a 12 s GOP: {flags:?}");
+    assert!(
+        segs.iter().any(|s| s.independent) && segs.iter().filter(|s| s.independent).count() < segs.len(),
+        "{flags:?}"
+    );
+    // Keyframes every 2 s: every segment is independent.
+    let mut s = segmenter(2000);
+    let segs = feed(&mut s, 0, 10, true);
+    assert!(segs.iter().all(|s| s.independent));
+}

@@ -363,6 +363,7 @@ mod tests {
                     init: Some(Arc::from(&self.init[..])),
                     duration_us: 2_000_000,
                     discontinuity: false,
+                    independent: true,
                     pdt_ms: Some(1000 * u64::from(n)),
                     info: RenditionInfo::default(),
                 }])

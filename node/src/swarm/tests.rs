@@ -70,6 +70,7 @@ fn segment(i: u8) -> NewSegment {
         init: Some(Arc::from(vec![0xAA; 500])),
         duration_us: 1_000_000,
         discontinuity: false,
+        independent: true,
         pdt_ms: None,
         info: RenditionInfo::default(),
     }

@@ -8,7 +8,7 @@ import { blake3Hex } from "./hash.js";
 
 export const EMPTY_ROOT = "af1349b9f5f9a1a6a0404dea36dcc9499bcb25c9adc112b7cc9a93cae41f3262";
 const MAX_PATH = 64;
-const ENTRY_FIELDS = { disc: "boolean", dur_us: "number", hash: "hash", init: "hash?", pdt_ms: "number?", rendition: "string", seq: "number", size: "number" };
+const ENTRY_FIELDS = { disc: "boolean", dur_us: "number", hash: "hash", independent: "boolean?", init: "hash?", pdt_ms: "number?", rendition: "string", seq: "number", size: "number" };
 
 /** leaf_hash = BLAKE3(0x00 || canonical(entry)), after checking the entry's fields (§9.1). */
 export async function leafHash(entry) {

@@ -20,7 +20,10 @@ const byteLen = (s) => utf8.encode(s).length;
 
 // Field shapes. A trailing "?" marks an optional field; [x] is an array of x.
 const BLOBREF = { hash: "hash", size: "u64" };
-const SEGMENT = { seq: "u64", dur_us: "u64", hash: "hash", size: "u64", disc: "bool", "pdt_ms?": "u64", "init?": "hash" };
+const SEGMENT = {
+  seq: "u64", dur_us: "u64", hash: "hash", size: "u64", disc: "bool", "pdt_ms?": "u64", "init?": "hash",
+  "independent?": "bool",
+};
 const RENDITION = {
   name: "string", container: "container", target_duration: "u64", disc_seq: "u64", "init?": BLOBREF,
   segments: [SEGMENT], ended: "bool", "codecs?": "string", "bandwidth?": "u64", "average_bandwidth?": "u64",

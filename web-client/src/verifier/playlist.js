@@ -24,7 +24,9 @@ function fixed(n, div, digits) {
 
 /** §10.1 master playlist. */
 export function renderMaster(m) {
-  let out = "#EXTM3U\n#EXT-X-VERSION:6\n#EXT-X-INDEPENDENT-SEGMENTS\n";
+  let out = "#EXTM3U\n#EXT-X-VERSION:6\n";
+  // Only while every window segment begins with a keyframe (protocol 1.3 `independent`).
+  if (m.renditions.every((r) => r.segments.every((s) => s.independent !== false))) out += "#EXT-X-INDEPENDENT-SEGMENTS\n";
   for (const r of m.renditions) {
     let bw = r.bandwidth !== undefined ? BigInt(r.bandwidth) : peakBandwidth(r);
     if (bw < 1n) bw = 1n;
