@@ -84,8 +84,8 @@ impl Part {
         Ok(())
     }
 
-    /// The bytes before the signature.
-    fn body(&self) -> Vec<u8> {
+    /// The bytes before the signature, unchecked (test vectors sign bad ones with `sign_raw`).
+    pub(crate) fn body(&self) -> Vec<u8> {
         let mut flags = 0;
         if self.independent {
             flags |= FLAG_INDEPENDENT;
@@ -124,13 +124,6 @@ fn signing_input(stream: &StreamId, body: &[u8]) -> Vec<u8> {
 pub(crate) fn sign_raw(body: &[u8], key: &StreamKey) -> Vec<u8> {
     let input = signing_input(&key.stream_id(), body);
     [body, &key.sign(&input).to_bytes()].concat()
-}
-
-impl Part {
-    /// The bytes before the signature, unchecked (test vectors change them).
-    pub(crate) fn unsigned_bytes(&self) -> Vec<u8> {
-        self.body()
-    }
 }
 
 /// A verified (or freshly signed) PART with its wire bytes and id.

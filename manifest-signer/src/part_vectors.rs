@@ -138,7 +138,7 @@ pub(super) fn push(out: &mut Vec<Vector>) -> Result<()> {
         out.push(single(name, desc, expect, &wire, None));
     }
     // Validly signed, but breaking a rule the signer must keep.
-    let raw = |p: Part| sign_raw(&p.unsigned_bytes(), &a);
+    let raw = |p: Part| sign_raw(&p.body(), &a);
     out.push(single(
         "part-bad-name",
         "validly signed, rendition name \"a/b\"",

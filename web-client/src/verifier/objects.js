@@ -88,7 +88,8 @@ function checkLen(what, s, limit) {
 function checkCount(what, n, limit) {
   if (n > limit) fail("oversize", `${n} ${what}, limit ${limit}`);
 }
-function checkName(name) {
+/** Rendition names (§6.1): shared with PART (§16). */
+export function checkName(name) {
   checkLen("rendition name", name, LIMITS.MAX_NAME_BYTES);
   if (!/^[A-Za-z0-9_-]+$/.test(name)) fail("malformed", `rendition name ${JSON.stringify(name)} must be 1-32 of [A-Za-z0-9_-]`);
   if (name === "master") fail("malformed", 'rendition name "master" is reserved');

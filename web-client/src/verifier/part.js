@@ -6,7 +6,7 @@ import { bytesToHex, concatBytes } from "./encoding.js";
 import { fail } from "./errors.js";
 import { blake3Hex } from "./hash.js";
 import { verifyStrict } from "./ed25519.js";
-import { LIMITS, parseStreamId } from "./objects.js";
+import { LIMITS, checkName, parseStreamId } from "./objects.js";
 
 export const PART_LIMITS = Object.freeze({
   MAX_PART_BYTES: 16777216, MAX_PART_DUR_US: 10000000, MAX_WIRE_BYTES: 190,
@@ -17,13 +17,6 @@ const FLAG_INDEPENDENT = 0b01;
 const FLAG_PREV = 0b10;
 const DOMAIN = new TextEncoder().encode("hlswarm-v1/part\0");
 const NAME_UTF8 = new TextDecoder("utf-8", { fatal: true });
-
-function checkName(name) {
-  const n = new TextEncoder().encode(name).length;
-  if (n > LIMITS.MAX_NAME_BYTES) fail("oversize", `rendition name is ${n} bytes, limit ${LIMITS.MAX_NAME_BYTES}`);
-  if (!/^[A-Za-z0-9_-]+$/.test(name)) fail("malformed", `rendition name ${JSON.stringify(name)} must be 1-32 of [A-Za-z0-9_-]`);
-  if (name === "master") fail("malformed", 'rendition name "master" is reserved');
-}
 
 /**
  * Verify the wire bytes of a PART signed by the pinned `expectedStream` (a stream id string).
