@@ -21,8 +21,9 @@ const AUDIO_ONLY_AFTER_FRAMES: u32 = 48;
 const MAX_PENDING_SAMPLES: usize = 20_000;
 /// Most advice notes kept per publish.
 const MAX_ADVICE: usize = 8;
-/// Keyframes further apart than this many segment targets get a note to the broadcaster.
-const LONG_GOP_TARGETS: u64 = 2;
+/// Keyframes further apart than the segment target plus this get a note to the broadcaster:
+/// segments are then cut between keyframes (EXT-X-TARGETDURATION may not grow).
+const LONG_GOP_MS: u64 = 500;
 
 /// One coded frame on the timeline, in its track's timescale.
 #[derive(Debug, Clone)]
@@ -341,10 +342,22 @@ impl Segmenter {
             // keyframes come 1999 ms apart with a 2 s interval, and waiting for the next one
             // made the first segment 4 s long.
             let frame = self.last_video_duration.min(u64::from(VIDEO_TIMESCALE));
+            // EXT-X-TARGETDURATION is the configured target and must not change (RFC 8216bis
+            // §6.2.1), so a segment never reaches it plus half a second (its EXTINF would round
+            // above it). At a keyframe the segment closes early when the next keyframe, one
+            // GOP on, would come after that ceiling (1.5 s GOPs give 1.5 s segments, not a
+            // cut mid-GOP), or when the segment was itself cut without a keyframe (so every
+            // keyframe starts an independent segment); a GOP longer than the ceiling is cut
+            // without a keyframe.
+            let ceiling = ms_to_ticks(self.target_ms.div_ceil(1000) * 1000 + 500, VIDEO_TIMESCALE);
+            let gop = self
+                .last_keyframe_pts
+                .map_or(0, |last| u64::try_from(pts - last).unwrap_or(0));
+            let early = shown + gop >= ceiling || !first.keyframe;
             let forced = self.pending_bytes + data.len() > self.max_bytes
-                || elapsed > target.saturating_mul(5)
+                || elapsed + frame * 5 / 4 >= ceiling
                 || self.video.len() >= MAX_PENDING_SAMPLES;
-            if (keyframe && shown + frame >= target) || forced {
+            if (keyframe && (shown + frame >= target || early)) || forced {
                 if forced && !keyframe {
                     warn!(
                         elapsed_ticks = elapsed,
@@ -394,19 +407,20 @@ impl Segmenter {
         self.queue_audio(ms, data, out)
     }
 
-    /// Notes a keyframe interval far above the segment target, once per publish: segments
-    /// then last a whole GOP and viewers sit that much further behind live.
+    /// Notes a keyframe interval above what a segment may hold, once per publish: segments
+    /// are then cut between keyframes and joining viewers wait for a keyframe.
     fn keyframe_interval(&mut self, pts: i64) {
         let Some(last) = self.last_keyframe_pts.replace(pts) else {
             return;
         };
         let gap_ms = u64::try_from(pts - last).unwrap_or(0) * 1000 / u64::from(VIDEO_TIMESCALE);
-        if gap_ms > self.target_ms * LONG_GOP_TARGETS {
+        if gap_ms > self.target_ms.div_ceil(1000) * 1000 + LONG_GOP_MS {
             let (gap, target) = (gap_ms as f64 / 1000.0, self.target_ms as f64 / 1000.0);
             self.advise(format!(
-                "keyframes are {gap:.1} s apart, far above the {target:.0} s segment target: segments \
-                 are that long and viewers lag behind. Set OBS: Settings > Output > Keyframe Interval \
-                 to {target:.0} s (not 0 or auto); ffmpeg: -g <{target:.0} x fps>"
+                "keyframes are {gap:.1} s apart, above the {target:.0} s segment target: segments are \
+                 cut between keyframes, and a viewer who joins waits up to {gap:.1} s for a picture. \
+                 Set OBS: Settings > Output > Keyframe Interval to {target:.0} s (not 0 or auto); \
+                 ffmpeg: -g <{target:.0} x fps>"
             ));
         }
     }

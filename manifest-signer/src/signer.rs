@@ -354,6 +354,16 @@ impl StreamSigner {
         }
         r.ended = false;
         let needed = (seg.duration_us.saturating_add(500_000) / 1_000_000).max(1);
+        if needed > r.target_duration && !r.segments.is_empty() {
+            // RFC 8216bis forbids a change of EXT-X-TARGETDURATION; players cope, but say so.
+            tracing::warn!(
+                rendition = %seg.rendition,
+                from = r.target_duration,
+                to = needed,
+                "a {} ms segment raises EXT-X-TARGETDURATION mid-stream",
+                seg.duration_us / 1000
+            );
+        }
         r.target_duration = r.target_duration.max(needed);
         let info = seg.info;
         if info.codecs.is_some() {

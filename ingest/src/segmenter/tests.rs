@@ -124,7 +124,11 @@ fn a_new_session_starts_after_everything_the_last_one_presented() {
 fn one_second_target() {
     let mut s = segmenter(1000);
     let segs = feed(&mut s, 0, 5, true);
-    assert_eq!(segs.len(), 3); // keyframes every 2 s
+    // Keyframes every 2 s: each one starts a segment, and a segment is cut without one before
+    // it reaches 1.5 s (EXT-X-TARGETDURATION stays 1).
+    let flags: Vec<(u64, bool)> = segs.iter().map(|s| (s.duration_us / 1000, s.independent)).collect();
+    assert_eq!(flags.iter().filter(|f| f.1).count(), 3, "{flags:?}");
+    assert!(segs.iter().all(|s| s.duration_us < 1_500_000), "{flags:?}");
     let mut s = segmenter(1000);
     let mut out = Vec::new();
     out.extend(s.video(0, &video_config()).unwrap());
@@ -384,8 +388,9 @@ fn mp3_audio_and_high_10_video_are_advised() {
 }
 
 /// A 12 s keyframe interval with 2 s segments: the segmenter must cut without a keyframe
-/// (5 targets at most), and such a segment is marked as not independent so that the master
-/// playlist never claims EXT-X-INDEPENDENT-SEGMENTS for it. Segments cut at keyframes are.
+/// before the EXTINF would round above EXT-X-TARGETDURATION (2.5 s), and such a segment is
+/// marked as not independent so that the master playlist never claims
+/// EXT-X-INDEPENDENT-SEGMENTS for it. Segments cut at keyframes are.
 #[test]
 fn a_cut_without_a_keyframe_is_not_independent() {
     let mut s = segmenter(2000);
@@ -398,16 +403,57 @@ fn a_cut_without_a_keyframe_is_not_independent() {
     let flags: Vec<(u64, bool)> = segs.iter().map(|s| (s.duration_us / 1000, s.independent)).collect();
     assert!(segs.len() >= 3, "{flags:?}");
     for seg in &segs {
-        assert!(seg.duration_us <= 10_100_000, "at most 5 targets: {flags:?}");
+        assert!(seg.duration_us < 2_500_000, "EXTINF rounds to at most 2: {flags:?}");
     }
     assert!(segs[0].independent, "the first begins with a keyframe: {flags:?}");
-    assert!(!segs[1].independent, "cut at 10 s in a 12 s GOP: {flags:?}");
-    assert!(
-        segs.iter().any(|s| s.independent) && segs.iter().filter(|s| s.independent).count() < segs.len(),
-        "{flags:?}"
-    );
+    assert!(!segs[1].independent, "cut at 2.5 s in a 12 s GOP: {flags:?}");
+    // The keyframe at 12 s starts a segment of its own.
+    let mut at_us = 0;
+    let starts: Vec<(u64, bool)> = segs
+        .iter()
+        .map(|s| {
+            let start = at_us;
+            at_us += s.duration_us;
+            (start / 1000, s.independent)
+        })
+        .collect();
+    for (start_ms, independent) in &starts {
+        let on_keyframe = start_ms % 12_000 < 34 || 12_000 - start_ms % 12_000 < 34;
+        assert_eq!(*independent, on_keyframe, "{starts:?}");
+    }
     // Keyframes every 2 s: every segment is independent.
     let mut s = segmenter(2000);
     let segs = feed(&mut s, 0, 10, true);
     assert!(segs.iter().all(|s| s.independent));
+}
+
+/// EXT-X-TARGETDURATION is the configured target for the whole stream (RFC 8216bis: it must
+/// not change), so no segment's EXTINF may round above it, whatever the keyframe interval, and
+/// every keyframe further apart than the target starts a segment: a 1.5 s GOP gives 1.5 s
+/// segments, a 3 s GOP a cut segment and a short one, never a 3 s one.
+#[test]
+fn no_segment_rounds_above_the_target_whatever_the_gop() {
+    for gop_frames in [45u32, 60, 61, 75, 90, 120, 250] {
+        let mut s = segmenter(2000);
+        let mut segs = Vec::new();
+        segs.extend(s.video(0, &video_config()).unwrap());
+        let frames = 30 * 20;
+        for i in 0..frames {
+            segs.extend(s.video(i * 1000 / 30, &video_frame(i % gop_frames == 0, 0)).unwrap());
+        }
+        segs.extend(s.flush().unwrap());
+        let durations: Vec<(u64, bool)> = segs.iter().map(|s| (s.duration_us / 1000, s.independent)).collect();
+        for seg in &segs {
+            assert!(
+                (seg.duration_us + 500_000) / 1_000_000 <= 2,
+                "GOP of {gop_frames} frames: {durations:?}"
+            );
+        }
+        let independent = segs.iter().filter(|s| s.independent).count();
+        assert_eq!(
+            independent,
+            frames.div_ceil(gop_frames) as usize,
+            "GOP of {gop_frames} frames: {durations:?}"
+        );
+    }
 }
