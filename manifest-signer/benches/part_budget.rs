@@ -188,6 +188,8 @@ fn manifest_with_parts(key: &StreamKey) -> Value {
         average_bandwidth: Some(950_000),
         resolution: (name != "audio").then(|| "1280x720".into()),
         frame_rate_milli: (name != "audio").then_some(30_000),
+        kind: None,
+        channels: None,
     };
     let m = ManifestRoot {
         stream: key.stream_id(),

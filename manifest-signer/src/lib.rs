@@ -27,8 +27,8 @@ pub use error::{Error, Result};
 pub use hash::Hash;
 pub use keys::{StreamId, StreamKey};
 pub use objects::{
-    AnnounceRendition, BlobRef, Container, Hints, LogHead, ManifestRoot, Rendition, SegmentRef, Signed, SignedObject,
-    StreamAnnounce,
+    AnnounceRendition, BlobRef, Container, Hints, LogHead, ManifestRoot, Rendition, RenditionKind, SegmentRef, Signed,
+    SignedObject, StreamAnnounce,
 };
 
 /// Milliseconds since the Unix epoch, from the system clock.

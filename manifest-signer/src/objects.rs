@@ -32,6 +32,8 @@ pub mod limits {
     pub const MAX_SEGMENT_BYTES: u64 = 64 * 1024 * 1024;
     pub const MAX_INIT_BYTES: u64 = 1024 * 1024;
     pub const MAX_TARGET_DURATION_S: u64 = 60;
+    /// `channels` of an audio rendition is 1..=64 (above: `malformed`, like target_duration).
+    pub const MAX_CHANNELS: u64 = 64;
 }
 
 /// How a rendition's segments are packaged.
@@ -52,6 +54,16 @@ impl Container {
             Container::Ts => "ts",
         }
     }
+}
+
+/// What a rendition is in the master playlist (protocol 1.4). A rendition without a kind is a
+/// variant stream (`EXT-X-STREAM-INF`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RenditionKind {
+    /// An alternative audio rendition (`EXT-X-MEDIA:TYPE=AUDIO`) that every variant plays with,
+    /// for a stream whose audio and video are separate renditions (demuxed CMAF).
+    Audio,
 }
 
 /// File extension of an init segment.
@@ -131,6 +143,13 @@ pub struct Rendition {
     /// Frames per 1000 seconds for FRAME-RATE (29.97 fps = 29970).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub frame_rate_milli: Option<u64>,
+    /// `Some(Audio)`: an alternative audio rendition, not a variant (protocol 1.4; older
+    /// verifiers refuse the field as unknown). Any other value fails to decode (`malformed`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<RenditionKind>,
+    /// Audio channel count for CHANNELS, 1..=64, only with `kind: audio` (protocol 1.4).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub channels: Option<u64>,
 }
 
 impl Rendition {
@@ -319,6 +338,20 @@ impl SignedObject for ManifestRoot {
                 check_attr("codecs", c, limits::MAX_CODECS_BYTES)?;
             }
             check_resolution(&r.resolution)?;
+            if let Some(ch) = r.channels {
+                if r.kind != Some(RenditionKind::Audio) {
+                    return Err(Error::Malformed(format!(
+                        "rendition {:?}: channels without kind audio",
+                        r.name
+                    )));
+                }
+                if ch == 0 || ch > limits::MAX_CHANNELS {
+                    return Err(Error::Malformed(format!(
+                        "rendition {:?}: channels {ch} outside 1..=64",
+                        r.name
+                    )));
+                }
+            }
             if let Some(init) = &r.init
                 && init.size > limits::MAX_INIT_BYTES
             {
@@ -579,4 +612,74 @@ fn decode_sig(s: &str) -> Result<[u8; 64]> {
     bytes
         .try_into()
         .map_err(|_| Error::Malformed("signature must be 64 bytes".into()))
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::{Hash, LogHead, vectors::test_key};
+
+    fn code(r: Result<Signed<ManifestRoot>>) -> &'static str {
+        r.map_or_else(|e| e.code(), |_| "ok")
+    }
+
+    /// As web-client/test/verifier.test.js: an unknown kind fails decoding (before the
+    /// expected key and the invariants), a bad channel count is an invariant.
+    #[test]
+    fn rendition_kind_and_channels_in_the_reference_order() {
+        let key = test_key("kind");
+        let other = test_key("other");
+        let rendition = |name: &str| Rendition {
+            name: name.into(),
+            container: Container::Ts,
+            target_duration: 2,
+            disc_seq: 0,
+            init: None,
+            segments: Vec::new(),
+            ended: false,
+            codecs: None,
+            bandwidth: None,
+            average_bandwidth: None,
+            resolution: None,
+            frame_rate_milli: None,
+            kind: None,
+            channels: None,
+        };
+        let verify = |stream: StreamId, count: usize, fields: serde_json::Value| {
+            let body = ManifestRoot {
+                stream,
+                seq: 0,
+                time_ms: 0,
+                prev: None,
+                renditions: (0..count).map(|i| rendition(&format!("r{i}"))).collect(),
+                log: LogHead {
+                    size: 0,
+                    root: Hash::of(b""),
+                },
+            };
+            let mut env = to_envelope(&body).unwrap();
+            for (k, v) in fields.as_object().unwrap() {
+                env["renditions"][0][k] = v.clone();
+            }
+            code(Signed::<ManifestRoot>::verify(
+                &sign_raw::<ManifestRoot>(env, &key).unwrap(),
+                &key.stream_id(),
+            ))
+        };
+        let (mine, theirs) = (key.stream_id(), other.stream_id());
+        assert_eq!(verify(mine, 1, json!({"kind": "audio", "channels": 2})), "ok");
+        assert_eq!(verify(mine, 1, json!({"kind": "audio"})), "ok");
+        assert_eq!(verify(mine, 1, json!({"kind": "video"})), "malformed");
+        assert_eq!(verify(mine, 1, json!({"kind": "Audio"})), "malformed");
+        assert_eq!(verify(mine, 1, json!({"channels": 2})), "malformed");
+        assert_eq!(verify(mine, 1, json!({"kind": "audio", "channels": 0})), "malformed");
+        assert_eq!(verify(mine, 1, json!({"kind": "audio", "channels": 64})), "ok");
+        assert_eq!(verify(mine, 1, json!({"kind": "audio", "channels": 65})), "malformed");
+        assert_eq!(verify(theirs, 1, json!({"kind": "video"})), "malformed");
+        assert_eq!(verify(theirs, 1, json!({"kind": "audio", "channels": 65})), "wrong_key");
+        assert_eq!(verify(mine, 17, json!({"kind": "video"})), "malformed");
+        assert_eq!(verify(mine, 17, json!({"kind": "audio", "channels": 65})), "oversize");
+    }
 }

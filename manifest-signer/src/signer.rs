@@ -8,8 +8,8 @@ use std::sync::Arc;
 use crate::bandwidth::{BandwidthMeter, Sample};
 use crate::merkle::{LogEntry, MerkleLog};
 use crate::objects::{
-    AnnounceRendition, BlobRef, Container, Hints, LogHead, ManifestRoot, Rendition, SegmentRef, Signed, StreamAnnounce,
-    check_rendition_name, limits,
+    AnnounceRendition, BlobRef, Container, Hints, LogHead, ManifestRoot, Rendition, RenditionKind, SegmentRef, Signed,
+    StreamAnnounce, check_rendition_name, limits,
 };
 use crate::playlist::{init_path, segment_path};
 use crate::store::StreamStore;
@@ -48,6 +48,13 @@ pub struct RenditionInfo {
     /// §4.3.4.2 (crate::bandwidth), with AVERAGE-BANDWIDTH beside it.
     pub bandwidth: Option<u64>,
     pub target_duration: Option<u64>,
+    /// `Some(Audio)`: this rendition is the stream's audio, a separate rendition that every
+    /// video rendition plays with (`EXT-X-MEDIA:TYPE=AUDIO`, protocol 1.4). Pass it only when
+    /// audio and video are demuxed: a rendition holding both stays `None`.
+    pub kind: Option<RenditionKind>,
+    /// Audio channel count for CHANNELS (1..=64), only together with `kind: Some(Audio)`:
+    /// otherwise `publish` refuses the batch (`malformed`) before storing anything.
+    pub channels: Option<u32>,
 }
 
 /// A finished segment handed to the signer.
@@ -94,6 +101,21 @@ fn check_segment(seg: &NewSegment) -> Result<()> {
             "segment duration {} us is outside (0, 60 s]",
             seg.duration_us
         )));
+    }
+    if let Some(ch) = seg.info.channels {
+        // What validate() would refuse at signing, refused before anything is stored or logged.
+        if seg.info.kind != Some(RenditionKind::Audio) {
+            return Err(Error::Malformed(format!(
+                "rendition {:?}: channels without kind audio",
+                seg.rendition
+            )));
+        }
+        if ch == 0 || u64::from(ch) > limits::MAX_CHANNELS {
+            return Err(Error::Malformed(format!(
+                "rendition {:?}: channels {ch} outside 1..=64",
+                seg.rendition
+            )));
+        }
     }
     match (&seg.init, seg.container) {
         (Some(bytes), Container::Fmp4) if bytes.len() as u64 > limits::MAX_INIT_BYTES => Err(Error::oversize(
@@ -329,6 +351,8 @@ impl StreamSigner {
                     average_bandwidth: None,
                     resolution: None,
                     frame_rate_milli: None,
+                    kind: None,
+                    channels: None,
                 });
                 self.renditions.len() - 1
             }
@@ -374,6 +398,12 @@ impl StreamSigner {
         }
         if info.frame_rate_milli.is_some() {
             r.frame_rate_milli = info.frame_rate_milli;
+        }
+        if info.kind.is_some() {
+            r.kind = info.kind;
+        }
+        if let Some(ch) = info.channels {
+            r.channels = Some(u64::from(ch));
         }
         let meter = self.meters.entry(seg.rendition.clone()).or_default();
         meter.push(sample(seg.duration_us, seg.data.len() as u64), r.target_duration);

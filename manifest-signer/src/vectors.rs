@@ -105,6 +105,8 @@ fn manifest_body(
             average_bandwidth: None,
             resolution: Some("1280x720".into()),
             frame_rate_milli: Some(30_000),
+            kind: None,
+            channels: None,
         }],
         log: LogHead {
             size: log.len(),

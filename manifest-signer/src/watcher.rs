@@ -270,6 +270,9 @@ impl DirWatcher {
                             // the segments it signs instead (crate::bandwidth).
                             bandwidth: None,
                             target_duration: None,
+                            // Variants only: EXT-X-MEDIA renditions are not read as audio (1.4).
+                            kind: None,
+                            channels: None,
                         };
                         infos.insert(base.join(&v.uri).to_string_lossy().into_owned(), info);
                     }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use manifest_signer::signer::{NewSegment, RenditionInfo, SignerConfig, StreamSigner};
 use manifest_signer::verify::{DirSource, VerifyOptions, verify_stream};
-use manifest_signer::{Container, ManifestChain, StreamKey};
+use manifest_signer::{Container, ManifestChain, RenditionKind, StreamKey};
 
 fn seg(i: u32) -> NewSegment {
     NewSegment {
@@ -270,4 +270,27 @@ async fn a_stream_back_after_its_end_starts_a_fresh_window() {
     )
     .await;
     assert!(report.ok(), "{report}");
+}
+
+#[test]
+fn channels_without_the_audio_kind_are_refused_before_anything_is_stored() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut signer = StreamSigner::open(key(), dir.path(), SignerConfig::default()).unwrap();
+    signer.publish(vec![seg(0)]).unwrap();
+    for (kind, channels) in [
+        (None, 2),
+        (Some(RenditionKind::Audio), 0),
+        (Some(RenditionKind::Audio), 65),
+    ] {
+        let mut bad = seg(1);
+        bad.info.kind = kind;
+        bad.info.channels = Some(channels);
+        let err = signer.publish(vec![bad]).unwrap_err();
+        assert_eq!(err.code(), "malformed", "{err}");
+    }
+    let m = signer.publish(vec![seg(1)]).unwrap();
+    let r = &m.body.renditions[0];
+    assert_eq!(r.segments.iter().map(|s| s.seq).collect::<Vec<_>>(), vec![0, 1]);
+    assert_eq!((r.kind, r.channels), (None, None));
+    assert_eq!(m.body.log.size, 2);
 }

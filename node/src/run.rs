@@ -652,6 +652,10 @@ fn to_new_segment(seg: ingest::Segment, anchor: u64) -> NewSegment {
             // Measured by the signer over the signed segments (RFC 8216 §4.3.4.2).
             bandwidth: None,
             target_duration: None,
+            // Ingest muxes the audio into every rendition today: none is a separate audio
+            // rendition (protocol 1.4 `kind`), so the master lists them all as variants.
+            kind: None,
+            channels: None,
         },
     }
 }
