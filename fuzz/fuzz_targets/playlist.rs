@@ -39,7 +39,14 @@ fuzz_target!(|data: &[u8]| {
 
     let master = render_master(&body);
     match m3u8_rs::parse_playlist_res(master.as_bytes()) {
-        Ok(m3u8_rs::Playlist::MasterPlaylist(p)) => assert_eq!(p.variants.len(), body.renditions.len()),
+        // One entry per rendition: a variant, or (grouped audio, 1.4) an EXT-X-MEDIA.
+        Ok(m3u8_rs::Playlist::MasterPlaylist(p)) => {
+            assert_eq!(
+                p.variants.len() + p.alternatives.len(),
+                body.renditions.len(),
+                "{master}"
+            )
+        }
         other => panic!("master playlist does not parse: {other:?}\n{master}"),
     }
     for r in &body.renditions {

@@ -7,7 +7,7 @@
 use std::fmt::Write;
 
 use crate::Hash;
-use crate::objects::{Container, INIT_EXT, ManifestRoot, Rendition};
+use crate::objects::{Container, INIT_EXT, ManifestRoot, Rendition, RenditionKind};
 
 /// File name of the master playlist.
 pub const MASTER: &str = "master.m3u8";
@@ -27,8 +27,16 @@ pub fn media_playlist_name(rendition: &str) -> String {
     format!("{rendition}.m3u8")
 }
 
-/// The master playlist: one EXT-X-STREAM-INF per rendition, in manifest order.
-/// EXT-X-INDEPENDENT-SEGMENTS only while every window segment begins with a keyframe.
+/// GROUP-ID of the alternative audio renditions (protocol 1.4).
+pub const AUDIO_GROUP: &str = "audio";
+
+/// The master playlist (docs/PROTOCOL.md §10.1), in manifest order. EXT-X-INDEPENDENT-SEGMENTS
+/// only while every window segment begins with a keyframe.
+///
+/// Without both audio renditions (`kind: audio`) and other renditions, every rendition is an
+/// EXT-X-STREAM-INF, kind ignored (as before 1.4). With both, the audio renditions form the
+/// EXT-X-MEDIA group `audio` and every other rendition is a variant that plays with it: its
+/// BANDWIDTH, AVERAGE-BANDWIDTH and CODECS count the audio in (RFC 8216 §4.3.4.2).
 pub fn render_master(m: &ManifestRoot) -> String {
     let mut out = String::from("#EXTM3U\n#EXT-X-VERSION:6\n");
     if m.renditions
@@ -38,27 +46,92 @@ pub fn render_master(m: &ManifestRoot) -> String {
     {
         out.push_str("#EXT-X-INDEPENDENT-SEGMENTS\n");
     }
-    for r in &m.renditions {
+    let (audio, video): (Vec<&Rendition>, Vec<&Rendition>) =
+        m.renditions.iter().partition(|r| r.kind == Some(RenditionKind::Audio));
+    if audio.is_empty() || video.is_empty() {
+        for r in &m.renditions {
+            write_stream_inf(&mut out, r, None);
+        }
+        return out;
+    }
+    for (i, a) in audio.iter().enumerate() {
         let _ = write!(
             out,
-            "#EXT-X-STREAM-INF:BANDWIDTH={}",
-            r.bandwidth.unwrap_or_else(|| peak_bandwidth(r)).max(1)
+            "#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=\"{AUDIO_GROUP}\",NAME=\"{}\",DEFAULT={},AUTOSELECT=YES",
+            a.name,
+            if i == 0 { "YES" } else { "NO" }
         );
-        if let Some(avg) = r.average_bandwidth {
-            let _ = write!(out, ",AVERAGE-BANDWIDTH={avg}");
+        if let Some(ch) = a.channels {
+            let _ = write!(out, ",CHANNELS=\"{ch}\"");
         }
-        if let Some(c) = &r.codecs {
-            let _ = write!(out, ",CODECS=\"{c}\"");
+        let _ = writeln!(out, ",URI=\"{}\"", media_playlist_name(&a.name));
+    }
+    let mut codecs: Vec<&str> = Vec::new();
+    for c in audio.iter().filter_map(|a| a.codecs.as_deref()) {
+        if !codecs.contains(&c) {
+            codecs.push(c);
         }
-        if let Some(res) = &r.resolution {
-            let _ = write!(out, ",RESOLUTION={res}");
-        }
-        if let Some(f) = r.frame_rate_milli {
-            let _ = write!(out, ",FRAME-RATE={}.{:03}", f / 1000, f % 1000);
-        }
-        let _ = write!(out, "\n{}\n", media_playlist_name(&r.name));
+    }
+    let group = AudioGroup {
+        bandwidth: audio.iter().map(|a| u128::from(bandwidth(a))).max().unwrap_or(0),
+        average_bandwidth: audio
+            .iter()
+            .filter_map(|a| a.average_bandwidth)
+            .max()
+            .map_or(0, u128::from),
+        codecs,
+    };
+    for v in video {
+        write_stream_inf(&mut out, v, Some(&group));
     }
     out
+}
+
+/// What the audio group adds to each variant that plays with it.
+struct AudioGroup<'a> {
+    /// The largest BANDWIDTH of the group's renditions.
+    bandwidth: u128,
+    /// The largest `average_bandwidth` of the group's renditions that have one, else 0.
+    average_bandwidth: u128,
+    /// The distinct `codecs` of the group's renditions, in manifest order.
+    codecs: Vec<&'a str>,
+}
+
+/// BANDWIDTH of one rendition on its own: `bandwidth`, else the window peak; at least 1.
+fn bandwidth(r: &Rendition) -> u64 {
+    r.bandwidth.unwrap_or_else(|| peak_bandwidth(r)).max(1)
+}
+
+fn write_stream_inf(out: &mut String, r: &Rendition, audio: Option<&AudioGroup<'_>>) {
+    let _ = write!(
+        out,
+        "#EXT-X-STREAM-INF:BANDWIDTH={}",
+        u128::from(bandwidth(r)) + audio.map_or(0, |a| a.bandwidth)
+    );
+    if let Some(avg) = r.average_bandwidth {
+        let _ = write!(
+            out,
+            ",AVERAGE-BANDWIDTH={}",
+            u128::from(avg) + audio.map_or(0, |a| a.average_bandwidth)
+        );
+    }
+    if let Some(c) = &r.codecs {
+        let _ = write!(out, ",CODECS=\"{c}");
+        for ac in audio.map(|a| a.codecs.as_slice()).unwrap_or_default() {
+            let _ = write!(out, ",{ac}");
+        }
+        out.push('"');
+    }
+    if let Some(res) = &r.resolution {
+        let _ = write!(out, ",RESOLUTION={res}");
+    }
+    if let Some(f) = r.frame_rate_milli {
+        let _ = write!(out, ",FRAME-RATE={}.{:03}", f / 1000, f % 1000);
+    }
+    if audio.is_some() {
+        let _ = write!(out, ",AUDIO=\"{AUDIO_GROUP}\"");
+    }
+    let _ = write!(out, "\n{}\n", media_playlist_name(&r.name));
 }
 
 /// The BANDWIDTH of a manifest without `bandwidth` (protocol 1.0 signers): the highest single
@@ -146,6 +219,161 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::objects::{LogHead, SegmentRef};
+    use crate::{Hash, StreamKey};
+
+    fn rendition(name: &str) -> Rendition {
+        Rendition {
+            name: name.into(),
+            container: Container::Ts,
+            target_duration: 2,
+            disc_seq: 0,
+            init: None,
+            segments: Vec::new(),
+            ended: false,
+            codecs: None,
+            bandwidth: None,
+            average_bandwidth: None,
+            resolution: None,
+            frame_rate_milli: None,
+            kind: None,
+            channels: None,
+        }
+    }
+
+    fn manifest(renditions: Vec<Rendition>) -> ManifestRoot {
+        ManifestRoot {
+            stream: StreamKey::from_seed([1; 32]).stream_id(),
+            seq: 0,
+            time_ms: 0,
+            prev: None,
+            renditions,
+            log: LogHead {
+                size: 0,
+                root: Hash::of(b""),
+            },
+        }
+    }
+
+    fn audio(name: &str) -> Rendition {
+        Rendition {
+            kind: Some(RenditionKind::Audio),
+            ..rendition(name)
+        }
+    }
+
+    /// The same cases and expected bytes are in web-client/test/verifier.test.js.
+    #[test]
+    fn audio_group_rendering() {
+        let a1 = Rendition {
+            codecs: Some("mp4a.40.2".into()),
+            bandwidth: Some(100),
+            average_bandwidth: Some(90),
+            ..audio("a1")
+        };
+        let v1 = Rendition {
+            codecs: Some("avc1.64001f".into()),
+            bandwidth: Some(1000),
+            average_bandwidth: Some(900),
+            resolution: Some("1280x720".into()),
+            frame_rate_milli: Some(29_970),
+            ..rendition("v1")
+        };
+        // No bandwidth: the window peak, 250 B over 2 s = 1000 b/s. Same codecs as a1.
+        let a2 = Rendition {
+            codecs: Some("mp4a.40.2".into()),
+            channels: Some(6),
+            segments: vec![SegmentRef {
+                seq: 0,
+                dur_us: 2_000_000,
+                hash: Hash::of(b"a2"),
+                size: 250,
+                disc: false,
+                pdt_ms: None,
+                init: None,
+                independent: None,
+            }],
+            ..audio("a2")
+        };
+        let v2 = rendition("v2");
+        let a3 = Rendition {
+            codecs: Some("ec-3".into()),
+            bandwidth: Some(50),
+            average_bandwidth: Some(40),
+            ..audio("a3")
+        };
+        let m = manifest(vec![a1.clone(), v1, a2, v2, a3]);
+        let master = render_master(&m);
+        assert_eq!(
+            master,
+            "#EXTM3U\n#EXT-X-VERSION:6\n#EXT-X-INDEPENDENT-SEGMENTS\n\
+             #EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=\"audio\",NAME=\"a1\",DEFAULT=YES,AUTOSELECT=YES,URI=\"a1.m3u8\"\n\
+             #EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=\"audio\",NAME=\"a2\",DEFAULT=NO,AUTOSELECT=YES,CHANNELS=\"6\",URI=\"a2.m3u8\"\n\
+             #EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=\"audio\",NAME=\"a3\",DEFAULT=NO,AUTOSELECT=YES,URI=\"a3.m3u8\"\n\
+             #EXT-X-STREAM-INF:BANDWIDTH=2000,AVERAGE-BANDWIDTH=990,CODECS=\"avc1.64001f,mp4a.40.2,ec-3\",\
+             RESOLUTION=1280x720,FRAME-RATE=29.970,AUDIO=\"audio\"\nv1.m3u8\n\
+             #EXT-X-STREAM-INF:BANDWIDTH=1001,AUDIO=\"audio\"\nv2.m3u8\n"
+        );
+        // An HLS parser reads it as one audio group that both variants name.
+        let Ok(m3u8_rs::Playlist::MasterPlaylist(p)) = m3u8_rs::parse_playlist_res(master.as_bytes()) else {
+            panic!("{master}");
+        };
+        let alts: Vec<_> = p
+            .alternatives
+            .iter()
+            .map(|a| {
+                (
+                    a.name.as_str(),
+                    a.group_id.as_str(),
+                    a.default,
+                    a.autoselect,
+                    a.channels.as_deref(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            alts,
+            [
+                ("a1", "audio", true, true, None),
+                ("a2", "audio", false, true, Some("6")),
+                ("a3", "audio", false, true, None)
+            ]
+        );
+        let variants: Vec<_> = p
+            .variants
+            .iter()
+            .map(|v| (v.uri.as_str(), v.bandwidth, v.audio.as_deref()))
+            .collect();
+        assert_eq!(
+            variants,
+            [("v1.m3u8", 2000, Some("audio")), ("v2.m3u8", 1001, Some("audio"))]
+        );
+        // Only audio renditions: no group, each a variant as before 1.4.
+        assert_eq!(
+            render_master(&manifest(vec![a1])),
+            "#EXTM3U\n#EXT-X-VERSION:6\n#EXT-X-INDEPENDENT-SEGMENTS\n\
+             #EXT-X-STREAM-INF:BANDWIDTH=100,AVERAGE-BANDWIDTH=90,CODECS=\"mp4a.40.2\"\na1.m3u8\n"
+        );
+    }
+
+    #[test]
+    fn audio_group_sums_do_not_overflow() {
+        let v = Rendition {
+            bandwidth: Some(u64::MAX),
+            average_bandwidth: Some(u64::MAX),
+            ..rendition("v")
+        };
+        let a = Rendition {
+            bandwidth: Some(u64::MAX),
+            average_bandwidth: Some(u64::MAX),
+            ..audio("a")
+        };
+        let master = render_master(&manifest(vec![v, a]));
+        assert!(
+            master.contains("BANDWIDTH=36893488147419103230,AVERAGE-BANDWIDTH=36893488147419103230,AUDIO="),
+            "{master}"
+        );
+    }
 
     #[test]
     fn pdt_formatting() {

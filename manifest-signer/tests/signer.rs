@@ -272,6 +272,71 @@ async fn a_stream_back_after_its_end_starts_a_fresh_window() {
     assert!(report.ok(), "{report}");
 }
 
+#[tokio::test]
+async fn a_demuxed_audio_rendition_is_signed_as_the_audio_group() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut signer = StreamSigner::open(key(), dir.path(), SignerConfig::default()).unwrap();
+    let video = |i: u32| NewSegment {
+        info: RenditionInfo {
+            codecs: Some("avc1.64001f".into()),
+            resolution: Some("1280x720".into()),
+            ..RenditionInfo::default()
+        },
+        ..seg(i)
+    };
+    let audio = |i: u32| NewSegment {
+        rendition: "audio".into(),
+        data: Arc::from(format!("audio {i}").into_bytes()),
+        init: Some(Arc::from(&b"audio init"[..])),
+        info: RenditionInfo {
+            codecs: Some("mp4a.40.2".into()),
+            kind: Some(RenditionKind::Audio),
+            channels: Some(2),
+            ..RenditionInfo::default()
+        },
+        ..seg(i)
+    };
+    signer.publish(vec![video(0), audio(0)]).unwrap();
+    // Later segments need not repeat the kind: like codecs, it stays.
+    let plain = NewSegment {
+        info: RenditionInfo::default(),
+        ..audio(1)
+    };
+    let m = signer.publish(vec![video(1), plain]).unwrap();
+    let a = m.body.rendition("audio").unwrap();
+    assert_eq!((a.kind, a.channels), (Some(RenditionKind::Audio), Some(2)));
+    let v = m.body.rendition("source").unwrap();
+    assert_eq!((v.kind, v.channels), (None, None));
+
+    let master = std::fs::read_to_string(signer.store().path("master.m3u8")).unwrap();
+    assert_eq!(master, manifest_signer::playlist::render_master(&m.body));
+    assert!(
+        master.contains(
+            "#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=\"audio\",NAME=\"audio\",DEFAULT=YES,AUTOSELECT=YES,CHANNELS=\"2\",URI=\"audio.m3u8\"\n"
+        ),
+        "{master}"
+    );
+    let inf = master.lines().find(|l| l.starts_with("#EXT-X-STREAM-INF:")).unwrap();
+    assert!(
+        inf.contains(",CODECS=\"avc1.64001f,mp4a.40.2\",RESOLUTION=1280x720,AUDIO=\"audio\""),
+        "{master}"
+    );
+    assert_eq!(master.matches("#EXT-X-STREAM-INF:").count(), 1, "audio is no variant");
+    let bw = |r: &manifest_signer::Rendition| r.bandwidth.unwrap();
+    assert!(
+        inf.starts_with(&format!("#EXT-X-STREAM-INF:BANDWIDTH={},", bw(v) + bw(a))),
+        "{master}"
+    );
+
+    let report = verify_stream(
+        &DirSource(signer.store().dir().to_path_buf()),
+        &key().stream_id(),
+        VerifyOptions { archive: true },
+    )
+    .await;
+    assert!(report.ok(), "{report}");
+}
+
 #[test]
 fn channels_without_the_audio_kind_are_refused_before_anything_is_stored() {
     let dir = tempfile::tempdir().unwrap();
