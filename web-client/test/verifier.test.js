@@ -6,7 +6,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import {
   AnnounceSlot, ManifestChain, b64urlEncode, blobSizes, canonicalBytes, codeOf, formatPdt,
-  parseStreamId, renderMedia, setForceFallback, verifySegment, verifySigned, verifyStrict,
+  parseStreamId, renderMaster, renderMedia, setForceFallback, verifySegment, verifySigned, verifyStrict,
 } from "../src/verifier/index.js";
 
 const utf8 = new TextEncoder();
@@ -143,4 +143,60 @@ test("media playlist: MPEG-TS, empty window, ended", () => {
   assert.equal(renderMedia(r), "#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:6\n#EXT-X-MEDIA-SEQUENCE:0\n#EXT-X-DISCONTINUITY-SEQUENCE:4\n#EXT-X-ENDLIST\n");
   r.segments = [{ seq: 117, dur_us: 6006000, hash: HASH("a"), size: 1, disc: true }];
   assert.equal(renderMedia(r), `#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:6\n#EXT-X-MEDIA-SEQUENCE:117\n#EXT-X-DISCONTINUITY-SEQUENCE:4\n#EXT-X-DISCONTINUITY\n#EXTINF:6.006000,\nseg/${HASH("a")}.ts\n#EXT-X-ENDLIST\n`);
+});
+
+// The same cases and expected bytes as playlist.rs `audio_group_rendering`.
+test("master playlist: the audio group (revision 1.4)", () => {
+  const r = (name, extra) => ({ name, container: "ts", target_duration: 2, disc_seq: 0, ended: false, segments: [], ...extra });
+  const a1 = r("a1", { kind: "audio", codecs: "mp4a.40.2", bandwidth: 100, average_bandwidth: 90 });
+  const v1 = r("v1", { codecs: "avc1.64001f", bandwidth: 1000, average_bandwidth: 900, resolution: "1280x720", frame_rate_milli: 29970 });
+  const a2 = r("a2", { kind: "audio", codecs: "mp4a.40.2", channels: 6, segments: [{ seq: 0, dur_us: 2000000, hash: HASH("a"), size: 250, disc: false }] });
+  const v2 = r("v2");
+  const a3 = r("a3", { kind: "audio", codecs: "ec-3", bandwidth: 50, average_bandwidth: 40 });
+  assert.equal(renderMaster({ renditions: [a1, v1, a2, v2, a3] }),
+    "#EXTM3U\n#EXT-X-VERSION:6\n#EXT-X-INDEPENDENT-SEGMENTS\n" +
+    '#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID="audio",NAME="a1",DEFAULT=YES,AUTOSELECT=YES,URI="a1.m3u8"\n' +
+    '#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID="audio",NAME="a2",DEFAULT=NO,AUTOSELECT=YES,CHANNELS="6",URI="a2.m3u8"\n' +
+    '#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID="audio",NAME="a3",DEFAULT=NO,AUTOSELECT=YES,URI="a3.m3u8"\n' +
+    '#EXT-X-STREAM-INF:BANDWIDTH=2000,AVERAGE-BANDWIDTH=990,CODECS="avc1.64001f,mp4a.40.2,ec-3",' +
+    'RESOLUTION=1280x720,FRAME-RATE=29.970,AUDIO="audio"\nv1.m3u8\n' +
+    '#EXT-X-STREAM-INF:BANDWIDTH=1001,AUDIO="audio"\nv2.m3u8\n');
+  // Only audio renditions: no group, each a variant as before 1.4.
+  assert.equal(renderMaster({ renditions: [a1] }),
+    '#EXTM3U\n#EXT-X-VERSION:6\n#EXT-X-INDEPENDENT-SEGMENTS\n#EXT-X-STREAM-INF:BANDWIDTH=100,AVERAGE-BANDWIDTH=90,CODECS="mp4a.40.2"\na1.m3u8\n');
+  // Sums above 2^53 stay exact.
+  const big = Number.MAX_SAFE_INTEGER;
+  const sum = renderMaster({ renditions: [r("v", { bandwidth: big, average_bandwidth: big }), r("a", { kind: "audio", bandwidth: big, average_bandwidth: big })] });
+  assert.ok(sum.includes("BANDWIDTH=18014398509481982,AVERAGE-BANDWIDTH=18014398509481982,AUDIO="), sum);
+});
+
+test("rendition kind and channels (revision 1.4): shape first, as serde decodes, then the invariants", async () => {
+  const key = await newKey();
+  const other = await newKey();
+  const withFields = (fields, id = key.id) => {
+    const m = manifest(id, 0);
+    Object.assign(m.renditions[0], fields);
+    return m;
+  };
+  const code = async (body) => err(verifySigned(await sign(key, "manifest_root", body), "manifest_root", key.id));
+  assert.equal(await code(withFields({ kind: "audio", channels: 2 })), "ok");
+  assert.equal(await code(withFields({ kind: "audio" })), "ok");
+  assert.equal(await code(withFields({ kind: "video" })), "malformed");
+  assert.equal(await code(withFields({ kind: "Audio" })), "malformed");
+  assert.equal(await code(withFields({ channels: 2 })), "malformed");
+  assert.equal(await code(withFields({ kind: "audio", channels: 0 })), "malformed");
+  assert.equal(await code(withFields({ kind: "audio", channels: 64 })), "ok");
+  assert.equal(await code(withFields({ kind: "audio", channels: 65 })), "malformed");
+  // An unknown kind is a field error (step 6), before the expected key (step 7)...
+  assert.equal(await code(withFields({ kind: "video" }, other.id)), "malformed");
+  assert.equal(await code(withFields({ kind: "audio", channels: 65 }, other.id)), "wrong_key");
+  // ...and before the rendition count (step 8); a bad channel count is an invariant after it.
+  const many = (fields) => {
+    const m = withFields(fields);
+    const plain = manifest(key.id, 0).renditions[0];
+    for (let i = 0; i < 16; i++) m.renditions.push({ ...plain, name: `r${i}` });
+    return m;
+  };
+  assert.equal(await code(many({ kind: "video" })), "malformed");
+  assert.equal(await code(many({ kind: "audio", channels: 65 })), "oversize");
 });

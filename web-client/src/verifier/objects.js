@@ -12,7 +12,7 @@ export const LIMITS = Object.freeze({
   MAX_MANIFEST_BYTES: 262144, MAX_ANNOUNCE_BYTES: 32768, MAX_RENDITIONS: 16,
   MAX_WINDOW_SEGMENTS: 256, MAX_NAME_BYTES: 32, MAX_TITLE_BYTES: 256, MAX_CODECS_BYTES: 128,
   MAX_HINTS_PER_KIND: 16, MAX_HINT_BYTES: 512, MAX_TIP_BYTES: 320,
-  MAX_SEGMENT_BYTES: 67108864, MAX_INIT_BYTES: 1048576, MAX_TARGET_DURATION_S: 60,
+  MAX_SEGMENT_BYTES: 67108864, MAX_INIT_BYTES: 1048576, MAX_TARGET_DURATION_S: 60, MAX_CHANNELS: 64,
 });
 
 const utf8 = new TextEncoder();
@@ -27,7 +27,7 @@ const SEGMENT = {
 const RENDITION = {
   name: "string", container: "container", target_duration: "u64", disc_seq: "u64", "init?": BLOBREF,
   segments: [SEGMENT], ended: "bool", "codecs?": "string", "bandwidth?": "u64", "average_bandwidth?": "u64",
-  "resolution?": "string", "frame_rate_milli?": "u64",
+  "resolution?": "string", "frame_rate_milli?": "u64", "kind?": "kind", "channels?": "u64",
 };
 const MANIFEST = {
   stream: "stream", seq: "u64", time_ms: "u64", "prev?": "hash", renditions: [RENDITION],
@@ -76,6 +76,9 @@ function checkShape(value, shape, path) {
     string: () => typeof value === "string",
     hash: () => isHashHex(value),
     container: () => value === "fmp4" || value === "ts",
+    // Revision 1.4: "audio" is the only kind. Checked with the field types, as serde decodes the
+    // Rust enum, so an unknown kind fails before the expected key and the invariants.
+    kind: () => value === "audio",
     stream: () => typeof value === "string" && (parseStreamId(value), true),
   }[shape]();
   if (!ok) fail("malformed", `${path} is not a valid ${shape}`);
@@ -115,6 +118,10 @@ export function validateManifest(m) {
     if (r.target_duration === 0 || r.target_duration > LIMITS.MAX_TARGET_DURATION_S) fail("malformed", "target_duration outside 1..=60");
     if (r.codecs !== undefined) checkAttr("codecs", r.codecs, LIMITS.MAX_CODECS_BYTES);
     checkResolution(r.resolution);
+    if (r.channels !== undefined) {
+      if (r.kind !== "audio") fail("malformed", `rendition ${r.name}: channels without kind audio`);
+      if (r.channels === 0 || r.channels > LIMITS.MAX_CHANNELS) fail("malformed", `rendition ${r.name}: channels outside 1..=64`);
+    }
     if (r.init && r.init.size > LIMITS.MAX_INIT_BYTES) fail("oversize", "init segment over 1 MiB");
     if (r.container === "ts" && r.init) fail("malformed", "an MPEG-TS rendition has no init segment");
     const maxDur = r.target_duration * 1000000 + 500000;

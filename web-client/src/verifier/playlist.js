@@ -22,21 +22,56 @@ function fixed(n, div, digits) {
   return `${Math.floor(n / div)}.${pad(n % div, digits)}`;
 }
 
-/** §10.1 master playlist. */
+/** BANDWIDTH of one rendition on its own: `bandwidth`, else the window peak; at least 1 (BigInt). */
+function bandwidthOf(r) {
+  const bw = r.bandwidth !== undefined ? BigInt(r.bandwidth) : peakBandwidth(r);
+  return bw < 1n ? 1n : bw;
+}
+
+/** GROUP-ID of the alternative audio renditions (revision 1.4). */
+export const AUDIO_GROUP = "audio";
+
+/** One EXT-X-STREAM-INF and its URI line; `audio` is the group it plays with, or undefined. */
+function streamInf(r, audio) {
+  let out = `#EXT-X-STREAM-INF:BANDWIDTH=${bandwidthOf(r) + (audio ? audio.bandwidth : 0n)}`;
+  if (r.average_bandwidth !== undefined) {
+    out += `,AVERAGE-BANDWIDTH=${BigInt(r.average_bandwidth) + (audio ? audio.averageBandwidth : 0n)}`;
+  }
+  if (r.codecs !== undefined) out += `,CODECS="${[r.codecs, ...(audio ? audio.codecs : [])].join(",")}"`;
+  if (r.resolution !== undefined) out += `,RESOLUTION=${r.resolution}`;
+  if (r.frame_rate_milli !== undefined) out += `,FRAME-RATE=${fixed(r.frame_rate_milli, 1000, 3)}`;
+  if (audio) out += `,AUDIO="${AUDIO_GROUP}"`;
+  return `${out}\n${r.name}.m3u8\n`;
+}
+
+/**
+ * §10.1 master playlist. Without both audio renditions (`kind: "audio"`, revision 1.4) and
+ * other renditions, every rendition is an EXT-X-STREAM-INF, kind ignored. With both, the audio
+ * renditions are the EXT-X-MEDIA group "audio" and every other rendition a variant of it, its
+ * BANDWIDTH, AVERAGE-BANDWIDTH and CODECS counting the audio in. As playlist.rs.
+ */
 export function renderMaster(m) {
   let out = "#EXTM3U\n#EXT-X-VERSION:6\n";
   // Only while every window segment begins with a keyframe (protocol 1.3 `independent`).
   if (m.renditions.every((r) => r.segments.every((s) => s.independent !== false))) out += "#EXT-X-INDEPENDENT-SEGMENTS\n";
-  for (const r of m.renditions) {
-    let bw = r.bandwidth !== undefined ? BigInt(r.bandwidth) : peakBandwidth(r);
-    if (bw < 1n) bw = 1n;
-    out += `#EXT-X-STREAM-INF:BANDWIDTH=${bw}`;
-    if (r.average_bandwidth !== undefined) out += `,AVERAGE-BANDWIDTH=${BigInt(r.average_bandwidth)}`;
-    if (r.codecs !== undefined) out += `,CODECS="${r.codecs}"`;
-    if (r.resolution !== undefined) out += `,RESOLUTION=${r.resolution}`;
-    if (r.frame_rate_milli !== undefined) out += `,FRAME-RATE=${fixed(r.frame_rate_milli, 1000, 3)}`;
-    out += `\n${r.name}.m3u8\n`;
+  const audio = m.renditions.filter((r) => r.kind === "audio");
+  const video = m.renditions.filter((r) => r.kind !== "audio");
+  if (audio.length === 0 || video.length === 0) {
+    for (const r of m.renditions) out += streamInf(r, undefined);
+    return out;
   }
+  audio.forEach((a, i) => {
+    out += `#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID="${AUDIO_GROUP}",NAME="${a.name}",DEFAULT=${i === 0 ? "YES" : "NO"},AUTOSELECT=YES`;
+    if (a.channels !== undefined) out += `,CHANNELS="${a.channels}"`;
+    out += `,URI="${a.name}.m3u8"\n`;
+  });
+  const max = (xs) => xs.reduce((acc, x) => (x > acc ? x : acc), 0n);
+  const group = {
+    bandwidth: max(audio.map(bandwidthOf)),
+    averageBandwidth: max(audio.filter((a) => a.average_bandwidth !== undefined).map((a) => BigInt(a.average_bandwidth))),
+    codecs: [...new Set(audio.filter((a) => a.codecs !== undefined).map((a) => a.codecs))],
+  };
+  for (const v of video) out += streamInf(v, group);
   return out;
 }
 
