@@ -15,8 +15,8 @@ use crate::merkle::{LogEntry, MerkleLog};
 use crate::objects::{sign_raw, to_envelope};
 use crate::playlist::{render_master, render_media};
 use crate::{
-    BlobRef, Container, Hash, Hints, LogHead, ManifestRoot, Rendition, Result, SegmentRef, Signed, StreamAnnounce,
-    StreamKey,
+    BlobRef, Container, Hash, Hints, LogHead, ManifestRoot, Rendition, RenditionKind, Result, SegmentRef, Signed,
+    StreamAnnounce, StreamKey,
 };
 
 /// One test vector: a file name and its JSON.
@@ -138,6 +138,92 @@ fn log_of(n: u64) -> Result<(MerkleLog, Vec<LogEntry>)> {
         entries.push(e);
     }
     Ok((log, entries))
+}
+
+/// Protocol 1.4: a demuxed stream, video in `source` and audio in `audio` (kind audio), the
+/// same three segment numbers in each, as its first manifest with the log of both.
+fn audio_group_body(key: &StreamKey) -> Result<ManifestRoot> {
+    let rendition = |name: &str, init: &[u8], payload: fn(u64) -> Vec<u8>| {
+        let init = BlobRef {
+            hash: Hash::of(init),
+            size: init.len() as u64,
+        };
+        let segments = (0..3u64)
+            .map(|i| {
+                let data = payload(i);
+                SegmentRef {
+                    seq: i,
+                    dur_us: 2_000_000,
+                    hash: Hash::of(&data),
+                    size: data.len() as u64,
+                    disc: false,
+                    pdt_ms: Some(T0 + i * 2000),
+                    init: Some(init.hash),
+                    independent: None,
+                }
+            })
+            .collect();
+        Rendition {
+            name: name.into(),
+            container: Container::Fmp4,
+            target_duration: 2,
+            disc_seq: 0,
+            init: Some(init),
+            segments,
+            ended: false,
+            codecs: None,
+            bandwidth: None,
+            average_bandwidth: None,
+            resolution: None,
+            frame_rate_milli: None,
+            kind: None,
+            channels: None,
+        }
+    };
+    let video = Rendition {
+        codecs: Some("avc1.64001f".into()),
+        bandwidth: Some(2_500_000),
+        average_bandwidth: Some(2_300_000),
+        resolution: Some("1280x720".into()),
+        frame_rate_milli: Some(30_000),
+        ..rendition("source", b"hlswarm test init segment", segment_bytes)
+    };
+    let audio = Rendition {
+        codecs: Some("mp4a.40.2".into()),
+        bandwidth: Some(130_000),
+        average_bandwidth: Some(128_000),
+        kind: Some(RenditionKind::Audio),
+        channels: Some(2),
+        ..rendition("audio", b"hlswarm test audio init segment", audio_segment_bytes)
+    };
+    let mut log = MerkleLog::new();
+    for i in 0..3 {
+        for r in [&video, &audio] {
+            let e = LogEntry {
+                rendition: r.name.clone(),
+                segment: r.segments[i].clone(),
+            };
+            log.push(e.leaf_hash()?);
+        }
+    }
+    Ok(ManifestRoot {
+        stream: key.stream_id(),
+        seq: 0,
+        time_ms: T0,
+        prev: None,
+        renditions: vec![video, audio],
+        log: LogHead {
+            size: log.len(),
+            root: log.root(),
+        },
+    })
+}
+
+/// Audio segment payloads of the 1.4 vectors.
+fn audio_segment_bytes(i: u64) -> Vec<u8> {
+    let mut b = format!("hlswarm test audio segment {i} ").into_bytes();
+    b.resize(60 + i as usize * 5, (i % 251) as u8);
+    b
 }
 
 fn announce_body(key: &StreamKey, seq: u64) -> StreamAnnounce {
@@ -369,6 +455,36 @@ pub fn generate() -> Result<Vec<Vector>> {
         None,
     ));
 
+    // Protocol 1.4 rendition fields, validly signed, each wrong in one way.
+    let mut video_kind = to_envelope(&m0.body)?;
+    video_kind["renditions"][0]["kind"] = json!("video");
+    out.push(manifest_case(
+        "manifest-bad-unknown-kind",
+        "a rendition with kind \"video\" (the only kind is \"audio\"), validly signed",
+        &sign_raw::<ManifestRoot>(video_kind, &a)?,
+        "malformed",
+        None,
+    ));
+    let mut no_kind = m0.body.clone();
+    no_kind.renditions[0].channels = Some(2);
+    out.push(manifest_case(
+        "manifest-bad-channels-without-kind",
+        "a rendition with channels but no kind audio, validly signed",
+        &sign_raw::<ManifestRoot>(to_envelope(&no_kind)?, &a)?,
+        "malformed",
+        None,
+    ));
+    let mut too_many = m0.body.clone();
+    too_many.renditions[0].kind = Some(RenditionKind::Audio);
+    too_many.renditions[0].channels = Some(65);
+    out.push(manifest_case(
+        "manifest-bad-channels-out-of-range",
+        "an audio rendition with 65 channels (1 to 64 allowed), validly signed",
+        &sign_raw::<ManifestRoot>(to_envelope(&too_many)?, &a)?,
+        "malformed",
+        None,
+    ));
+
     let chain_case = |name: &str, desc: &str, wires: &[&[u8]], expect: &[&str]| {
         case(
             name,
@@ -594,6 +710,26 @@ pub fn generate() -> Result<Vec<Vector>> {
             "wire": text(m2c.wire()),
             "master": render_master(&m2c.body),
             "media": {"source": render_media(&m2c.body.renditions[0])},
+        })),
+    ));
+
+    // Protocol 1.4: demuxed audio as an alternative-audio group that the video plays with.
+    let ag = Signed::sign(audio_group_body(&a)?, &a)?;
+    out.push(case(
+        "playlist-render-audio-group",
+        "video rendition source and audio rendition audio (kind audio, 2 channels) of one stream: \
+         the master lists audio as EXT-X-MEDIA and source as a variant of the group, its \
+         BANDWIDTH, AVERAGE-BANDWIDTH and CODECS counting the audio (protocol 1.4)",
+        "playlist",
+        json!("ok"),
+        obj(json!({
+            "stream": ida,
+            "wire": text(ag.wire()),
+            "master": render_master(&ag.body),
+            "media": {
+                "source": render_media(&ag.body.renditions[0]),
+                "audio": render_media(&ag.body.renditions[1]),
+            },
         })),
     ));
 
