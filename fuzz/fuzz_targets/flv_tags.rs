@@ -52,8 +52,8 @@ fuzz_target!(|data: &[u8]| {
         }
         rest = &rest[(11 + size + 4).min(rest.len())..];
     }
-    if let Ok(Some(last)) = seg.flush() {
-        segments.push(last);
+    if let Ok(last) = seg.flush() {
+        segments.extend(last);
     }
     common::check_segments(&segments);
 });

@@ -414,15 +414,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
         p.claim.set_timeline(p.segmenter.timeline());
         let events = &self.shared.events;
         match flushed {
-            Ok(Some(seg)) => {
-                if timeout(FINAL_SEND, events.send(IngestEvent::Segment(seg)))
-                    .await
-                    .is_err()
-                {
-                    warn!("final segment dropped: event receiver is not reading");
+            Ok(segs) => {
+                for seg in segs {
+                    if timeout(FINAL_SEND, events.send(IngestEvent::Segment(seg)))
+                        .await
+                        .is_err()
+                    {
+                        warn!("final segment dropped: event receiver is not reading");
+                    }
                 }
             }
-            Ok(None) => {}
             Err(e) => warn!(error = %e, "final segment failed"),
         }
         // The rungs' last segments come before Unpublished, and the stream stays claimed

@@ -110,7 +110,7 @@ impl FlvSegmenter {
     }
 
     /// The partial segment at the end of the publish.
-    pub fn flush(&mut self) -> Result<Option<Segment>> {
+    pub fn flush(&mut self) -> Result<Vec<Segment>> {
         self.0.flush()
     }
 }

@@ -86,10 +86,11 @@ pub(crate) fn validate(rungs: &[Rung]) -> Result<()> {
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
             && r.name != "source"
+            && r.name != crate::AUDIO_RENDITION
             && r.name != "master";
         if !name_ok {
             return Err(Error::Config(format!(
-                "ladder rung name {:?} must be 1-32 of [A-Za-z0-9_-], not source or master",
+                "ladder rung name {:?} must be 1-32 of [A-Za-z0-9_-], not source, audio or master",
                 r.name
             )));
         }

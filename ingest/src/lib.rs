@@ -24,9 +24,11 @@
 //! ~21 ms of audio (1024 priming samples at 48 kHz) play as encoded. Players handle this.
 //!
 //! # Containers
-//! [`Container::Fmp4`] (default, CMAF): one init segment (ftyp+moov) shared by all segments of
-//! a publish, and media segments made of `styp` + one `moof` with one `traf` per track + one
-//! `mdat`. [`Container::Ts`]: MPEG-TS with PAT/PMT at the start of every segment, H.264 in
+//! [`Container::Fmp4`] (default, CMAF): one track per rendition. The video is rendition
+//! `source` (and the rungs), the audio rendition [`AUDIO_RENDITION`] (an audio-only stream's
+//! audio is `source`); each has one init segment (ftyp+moov) shared by all its segments of a
+//! publish, and media segments made of `styp` + one `moof` with one `traf` + one `mdat`. Both
+//! are cut at the same instants and numbered alike. [`Container::Ts`]: MPEG-TS with PAT/PMT at the start of every segment, H.264 in
 //! Annex B with AUD (and SPS/PPS on keyframes), AAC in ADTS; `init` is `None`.
 //!
 //! # ABR ladder (optional)
@@ -115,6 +117,7 @@ mod server;
 mod transcoder;
 mod ts;
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -178,6 +181,11 @@ pub struct IngestConfig {
     pub ladder: Vec<Rung>,
     /// The ffmpeg the ladder runs (looked up in `PATH` unless it has a slash).
     pub ffmpeg: PathBuf,
+    /// Where each stream's timeline resumes, milliseconds, by stream name: the media time a
+    /// previous process already segmented (its signer knows it). The first publish continues
+    /// from there, as a reconnect does, so that no segment repeats an earlier one's
+    /// timestamps. Streams not listed start at 0.
+    pub resume_ms: HashMap<String, u64>,
     /// Counters the caller may export as metrics; clone the `Arc` before passing the config.
     pub stats: Arc<IngestStats>,
 }
@@ -298,6 +306,7 @@ impl Default for IngestConfig {
             max_publishers: 8,
             ladder: Vec::new(),
             ffmpeg: PathBuf::from("ffmpeg"),
+            resume_ms: HashMap::new(),
             stats: Arc::default(),
         }
     }
@@ -364,6 +373,11 @@ pub struct TrackInfo {
     pub audio_channels: u8,
 }
 
+/// The rendition of a stream's audio when the stream also has video and the container is fMP4
+/// (CMAF: one track per rendition): an `EXT-X-MEDIA` audio rendition that every video rendition
+/// plays with. Ladder rungs may not take this name.
+pub const AUDIO_RENDITION: &str = "audio";
+
 /// One finished HLS media segment.
 #[derive(Debug, Clone)]
 pub struct Segment {
@@ -371,8 +385,12 @@ pub struct Segment {
     pub stream: String,
     /// Publish session that produced it.
     pub session: u64,
-    /// Rendition name: `source`, or the [`Rung::name`] of an ABR ladder rung.
+    /// Rendition name: `source`, [`AUDIO_RENDITION`], or the [`Rung::name`] of an ABR ladder
+    /// rung.
     pub rendition: String,
+    /// The segment belongs to the stream's audio rendition ([`AUDIO_RENDITION`]), played with
+    /// every video rendition; false for video, muxed (MPEG-TS) and audio-only streams.
+    pub audio_group: bool,
     /// Index of this segment within the stream, counted across reconnects.
     pub sequence: u64,
     /// Container of `data` (and `init`).
@@ -386,8 +404,8 @@ pub struct Segment {
     /// First segment after a publisher (re)connect or a codec/config change.
     pub discontinuity: bool,
     /// It begins with a video keyframe (or has no video), so a player can start decoding at it.
-    /// False only after a cut without a keyframe: a keyframe interval more than 5 times the
-    /// target, or a segment over [`IngestConfig::max_segment_bytes`].
+    /// False only after a cut without a keyframe: a keyframe interval longer than the target
+    /// plus half a second, or a segment over [`IngestConfig::max_segment_bytes`].
     pub independent: bool,
     /// Earliest presentation time in the segment on the stream's timeline, microseconds.
     pub start_pts_us: u64,

@@ -2,6 +2,8 @@
 //! decides the track layout, cuts at keyframes (audio-only: by duration) and calls the
 //! fMP4 or TS muxer.
 
+use std::collections::HashMap;
+
 use bytes::Bytes;
 use tracing::{debug, info, warn};
 
@@ -9,9 +11,12 @@ use crate::clock::{AUDIO, Clock, Timeline, VIDEO, ms_to_ticks, ticks_to_us};
 use crate::codec::{AudioConfig, VideoConfig};
 use crate::error::Result;
 use crate::flv::{self, AudioTag, VideoTag};
-use crate::fmp4::{self, RunSample, TrackRun, TrackSpec, VIDEO_TIMESCALE};
-use crate::ts::{TsFrame, TsMuxer};
-use crate::{Container, Segment, TrackInfo};
+use crate::fmp4::{self, TrackSpec, VIDEO_TIMESCALE};
+use crate::ts::TsMuxer;
+use crate::{AUDIO_RENDITION, Container, Segment, TrackInfo};
+use mux::Track;
+
+mod mux;
 
 /// Samples per AAC frame.
 const AAC_FRAME: u64 = 1024;
@@ -41,7 +46,10 @@ struct Layout {
     audio: Option<AudioConfig>,
     width: u32,
     height: u32,
+    /// fMP4: the init segment of the video track (of the audio track when audio-only).
     init: Option<Bytes>,
+    /// fMP4 with video and audio: the audio rendition's own init segment.
+    audio_init: Option<Bytes>,
     ts: Option<TsMuxer>,
 }
 
@@ -77,8 +85,11 @@ pub(crate) struct Segmenter {
     /// What the broadcaster should change, said once per publish (log and dashboard).
     advice: Vec<String>,
     discontinuity: bool,
+    /// An fMP4 ladder rung: audio is ignored (the source's audio rendition plays with it).
+    video_only: bool,
     fragment: u32,
-    peak_bps: u64,
+    /// Highest single-segment bit rate so far, per rendition this segmenter makes.
+    peak_bps: HashMap<String, u64>,
 }
 
 impl Segmenter {
@@ -115,16 +126,19 @@ impl Segmenter {
             last_keyframe_pts: None,
             advice: Vec::new(),
             discontinuity: true,
+            video_only: false,
             fragment: 1,
-            peak_bps: 0,
+            peak_bps: HashMap::new(),
         }
     }
 
     /// Makes this the segmenter of an ABR rung: its own rendition name, and a clock that keeps
     /// the timestamps ffmpeg copied from the source (see [`Clock::fixed`]).
+    /// In fMP4 a rung is video only: it plays with the source's audio rendition.
     pub(crate) fn for_rung(mut self, rendition: &str, clock: Clock) -> Self {
         rendition.clone_into(&mut self.rendition);
         self.clock = clock;
+        self.video_only = self.container == Container::Fmp4;
         self
     }
 
@@ -210,6 +224,9 @@ impl Segmenter {
     pub(crate) fn audio(&mut self, ts_ms: u32, body: &Bytes) -> Result<Vec<Segment>> {
         let mut out = Vec::new();
         self.mapped_ms = None;
+        if self.video_only {
+            return Ok(out);
+        }
         let tag = match flv::parse_audio(body) {
             Ok(t) => t,
             Err(crate::Error::Unsupported { detail, .. }) => {
@@ -251,14 +268,14 @@ impl Segmenter {
     }
 
     /// Emits the partial segment, if any. Called when the publish ends.
-    pub(crate) fn flush(&mut self) -> Result<Option<Segment>> {
-        self.cut(None)
+    pub(crate) fn flush(&mut self) -> Result<Vec<Segment>> {
+        let mut out = Vec::new();
+        self.cut(None, &mut out)?;
+        Ok(out)
     }
 
     fn reset_layout(&mut self, out: &mut Vec<Segment>) -> Result<()> {
-        if let Some(seg) = self.cut(None)? {
-            out.push(seg);
-        }
+        self.cut(None, out)?;
         self.layout = None;
         self.discontinuity = true;
         self.audio_frames_without_video = 0;
@@ -277,22 +294,19 @@ impl Segmenter {
         if video.is_some() && (width == 0 || height == 0) {
             (width, height) = self.meta_size;
         }
-        let (init, ts) = match self.container {
-            Container::Fmp4 => {
-                let mut specs = Vec::new();
-                if let Some(v) = &video {
-                    specs.push(TrackSpec::Video {
-                        config: v.clone(),
-                        width,
-                        height,
-                    });
-                }
-                if let Some(a) = &audio {
-                    specs.push(TrackSpec::Audio(a.clone()));
-                }
-                (Some(fmp4::init_segment(&specs)), None)
-            }
-            Container::Ts => (None, Some(TsMuxer::new(video.as_ref(), audio.as_ref())?)),
+        // CMAF: one track per init segment, so the video and the audio are renditions of
+        // their own (the audio one is played with every video rendition).
+        let video_spec = video.as_ref().map(|v| TrackSpec::Video {
+            config: v.clone(),
+            width,
+            height,
+        });
+        let audio_spec = audio.as_ref().map(|a| TrackSpec::Audio(a.clone()));
+        let init = |spec: TrackSpec| Some(fmp4::init_segment(&[spec]));
+        let (init, audio_init, ts) = match (self.container, video_spec, audio_spec) {
+            (Container::Ts, ..) => (None, None, Some(TsMuxer::new(video.as_ref(), audio.as_ref())?)),
+            (Container::Fmp4, Some(v), a) => (init(v), a.and_then(init), None),
+            (Container::Fmp4, None, a) => (a.and_then(init), None, None),
         };
         self.layout = Some(Layout {
             video,
@@ -300,6 +314,7 @@ impl Segmenter {
             width,
             height,
             init,
+            audio_init,
             ts,
         });
         Ok(())
@@ -364,9 +379,7 @@ impl Segmenter {
                         "segment cut without a keyframe; the next one is signed as not independent"
                     );
                 }
-                if let Some(seg) = self.cut(Some(ticks))? {
-                    out.push(seg);
-                }
+                self.cut(Some(ticks), out)?;
             }
         }
         if keyframe {
@@ -453,8 +466,8 @@ impl Segmenter {
                 let due = elapsed >= ms_to_ticks(self.target_ms, rate)
                     || self.pending_bytes + data.len() > self.max_bytes
                     || self.audio.len() >= MAX_PENDING_SAMPLES;
-                if due && let Some(seg) = self.cut(None)? {
-                    out.push(seg);
+                if due {
+                    self.cut(None, out)?;
                 }
             }
         } else if self.audio.len() >= MAX_PENDING_SAMPLES {
@@ -471,12 +484,14 @@ impl Segmenter {
         Ok(())
     }
 
-    /// Cuts the pending samples into a segment. `end_video` is the decode time of the
-    /// sample that starts the next segment (the last video sample's duration ends there);
-    /// `None` takes everything (flush or audio-only).
-    fn cut(&mut self, end_video: Option<u64>) -> Result<Option<Segment>> {
+    /// Cuts the pending samples into segments: fMP4 gives one per track (the video in this
+    /// segmenter's rendition, the audio in [`AUDIO_RENDITION`] when the stream has video, in
+    /// this rendition when it is audio-only), MPEG-TS one with both. `end_video` is the decode
+    /// time of the sample that starts the next segment (the last video sample's duration ends
+    /// there); `None` takes everything (flush or audio-only).
+    fn cut(&mut self, end_video: Option<u64>, out: &mut Vec<Segment>) -> Result<()> {
         let Some(layout) = self.layout.as_mut() else {
-            return Ok(None);
+            return Ok(());
         };
         let rate = layout.audio.as_ref().map_or(48_000, |a| a.sample_rate);
         let video = std::mem::take(&mut self.video);
@@ -494,172 +509,148 @@ impl Segmenter {
             _ => std::mem::take(&mut self.audio),
         };
         self.pending_bytes = self.audio.iter().map(|s| s.data.len()).sum();
-        if video.is_empty() && audio.is_empty() {
-            return Ok(None);
+        let video = Track::video(video, end_video, &mut self.last_video_duration);
+        let audio = Track::audio(audio, rate);
+        if video.is_none() && audio.is_none() {
+            return Ok(());
         }
-
-        let mut video_run = Vec::with_capacity(video.len());
-        for (i, s) in video.iter().enumerate() {
-            let duration = match (video.get(i + 1), end_video) {
-                (Some(next), _) => next.ticks - s.ticks,
-                (None, Some(end)) if end > s.ticks => end - s.ticks,
-                (None, _) => self.last_video_duration,
+        let discontinuity = std::mem::take(&mut self.discontinuity);
+        let video_codecs = layout.video.as_ref().map(|v| v.codecs.as_str());
+        let audio_codecs = layout.audio.as_ref().map(|a| a.codecs.as_str());
+        let (channels, video_codec) = (
+            layout.audio.as_ref().map_or(0, |a| a.channels),
+            layout.video.as_ref().map(|v| v.codec),
+        );
+        let (width, height) = (layout.width, layout.height);
+        let sequence = self.timeline.next_sequence;
+        let mut made = Vec::with_capacity(2);
+        if let Some(ts) = layout.ts.as_mut() {
+            let data = mux::ts(ts, video.as_ref(), audio.as_ref())?;
+            let (span, start_pts_us) = match (&video, &audio) {
+                (Some(v), a) => (v, a.as_ref().map_or(v.first_pts_us, |a| v.first_pts_us.min(a.start_us))),
+                (None, Some(a)) => (a, a.start_us),
+                (None, None) => return Ok(()),
             };
-            self.last_video_duration = duration.clamp(1, u64::from(VIDEO_TIMESCALE));
-            video_run.push(RunSample {
-                duration: u32::try_from(duration).unwrap_or(u32::MAX),
-                cts: s.cts,
-                keyframe: s.keyframe,
-                data: s.data.clone(),
+            let codecs: Vec<&str> = video_codecs.into_iter().chain(audio_codecs).collect();
+            made.push(Output {
+                rendition: self.rendition.clone(),
+                audio_group: false,
+                init: None,
+                data,
+                duration_us: span.duration_us(),
+                start_pts_us,
+                independent: video.as_ref().is_none_or(Track::independent),
+                info: TrackInfo {
+                    codecs: codecs.join(","),
+                    width,
+                    height,
+                    frame_rate_milli: video.as_ref().map_or(0, Track::frame_rate_milli),
+                    video: video_codec,
+                    audio_sample_rate: audio.as_ref().map_or(0, |_| rate),
+                    audio_channels: channels,
+                    bandwidth: 0,
+                },
             });
-        }
-        let mut audio_run = Vec::with_capacity(audio.len());
-        for (i, s) in audio.iter().enumerate() {
-            let duration = audio
-                .get(i + 1)
-                .map_or(AAC_FRAME, |n| n.ticks.saturating_sub(s.ticks).max(1));
-            audio_run.push(RunSample {
-                duration: u32::try_from(duration).unwrap_or(u32::MAX),
-                cts: 0,
-                keyframe: true,
-                data: s.data.clone(),
-            });
-        }
-
-        // Start, end and duration on the microsecond timeline.
-        let v_start = video.first().map(|s| ticks_to_us(s.ticks, VIDEO_TIMESCALE));
-        let v_end = video
-            .last()
-            .zip(video_run.last())
-            .map(|(s, r)| ticks_to_us(s.ticks + u64::from(r.duration), VIDEO_TIMESCALE));
-        let a_start = audio.first().map(|s| ticks_to_us(s.ticks, rate));
-        let a_end = audio
-            .last()
-            .zip(audio_run.last())
-            .map(|(s, r)| ticks_to_us(s.ticks + u64::from(r.duration), rate));
-        let (start_us, end_us) = match (v_start, v_end) {
-            (Some(s), Some(e)) => (s, e),
-            _ => (a_start.unwrap_or(0), a_end.unwrap_or(0)),
-        };
-        let duration_us = end_us.saturating_sub(start_us);
-        let first_pts_us = video
-            .iter()
-            .map(|s| {
-                let pts = (s.ticks as i64 + i64::from(s.cts)).max(0);
-                ticks_to_us(pts as u64, VIDEO_TIMESCALE)
-            })
-            .min();
-        let start_pts_us = match (first_pts_us, a_start) {
-            (Some(v), Some(a)) => v.min(a),
-            (Some(v), None) => v,
-            (None, a) => a.unwrap_or(start_us),
-        };
-
-        let data = match layout.ts.as_mut() {
-            Some(ts) => {
-                let vf: Vec<TsFrame<'_>> = video
-                    .iter()
-                    .map(|s| TsFrame {
-                        dts: s.ticks,
-                        pts: (s.ticks as i64 + i64::from(s.cts)).max(0) as u64,
-                        keyframe: s.keyframe,
-                        data: &s.data,
-                    })
-                    .collect();
-                let af: Vec<TsFrame<'_>> = audio
-                    .iter()
-                    .map(|s| {
-                        let t = s.ticks.saturating_mul(90_000) / u64::from(rate.max(1));
-                        TsFrame {
-                            dts: t,
-                            pts: t,
-                            keyframe: true,
-                            data: &s.data,
-                        }
-                    })
-                    .collect();
-                ts.segment(&vf, &af)?
+        } else {
+            if let Some(v) = &video {
+                made.push(Output {
+                    rendition: self.rendition.clone(),
+                    audio_group: false,
+                    init: layout.init.clone(),
+                    data: v.fmp4(self.fragment),
+                    duration_us: v.duration_us(),
+                    start_pts_us: v.first_pts_us,
+                    independent: v.independent(),
+                    info: TrackInfo {
+                        codecs: video_codecs.unwrap_or_default().to_owned(),
+                        width,
+                        height,
+                        frame_rate_milli: v.frame_rate_milli(),
+                        video: video_codec,
+                        ..TrackInfo::default()
+                    },
+                });
             }
-            None => {
-                let mut runs = Vec::with_capacity(2);
-                let mut id = 1;
-                if layout.video.is_some() {
-                    runs.push(TrackRun {
-                        track_id: id,
-                        base_decode_time: video.first().map_or(0, |s| s.ticks),
-                        samples: &video_run,
-                    });
-                    id += 1;
-                }
-                if layout.audio.is_some() && !audio_run.is_empty() {
-                    runs.push(TrackRun {
-                        track_id: id,
-                        base_decode_time: audio.first().map_or(0, |s| s.ticks),
-                        samples: &audio_run,
-                    });
-                }
-                fmp4::media_segment(self.fragment, &runs)
+            if let Some(a) = &audio {
+                let grouped = layout.video.is_some();
+                made.push(Output {
+                    rendition: if grouped {
+                        AUDIO_RENDITION.to_owned()
+                    } else {
+                        self.rendition.clone()
+                    },
+                    audio_group: grouped,
+                    init: if grouped {
+                        layout.audio_init.clone()
+                    } else {
+                        layout.init.clone()
+                    },
+                    data: a.fmp4(self.fragment),
+                    duration_us: a.duration_us(),
+                    start_pts_us: a.start_us,
+                    independent: true,
+                    info: TrackInfo {
+                        codecs: audio_codecs.unwrap_or_default().to_owned(),
+                        audio_sample_rate: rate,
+                        audio_channels: channels,
+                        ..TrackInfo::default()
+                    },
+                });
             }
-        };
+        }
         self.fragment = self.fragment.wrapping_add(1).max(1);
-
-        let bps = (data.len() as u64 * 8)
-            .saturating_mul(1_000_000)
-            .checked_div(duration_us)
-            .unwrap_or(0);
-        self.peak_bps = self.peak_bps.max(bps);
-        let frame_rate_milli = u64::try_from(video.len())
-            .unwrap_or(0)
-            .saturating_mul(1_000_000_000)
-            .checked_div(v_end.unwrap_or(0).saturating_sub(v_start.unwrap_or(0)))
-            .unwrap_or(0);
-        let codecs: Vec<&str> = layout
-            .video
-            .iter()
-            .map(|v| v.codecs.as_str())
-            .chain(layout.audio.iter().map(|a| a.codecs.as_str()))
-            .collect();
-        let info = TrackInfo {
-            codecs: codecs.join(","),
-            width: layout.width,
-            height: layout.height,
-            frame_rate_milli: u32::try_from(frame_rate_milli).unwrap_or(0),
-            bandwidth: self.peak_bps,
-            video: layout.video.as_ref().map(|v| v.codec),
-            audio_sample_rate: layout.audio.as_ref().map_or(0, |a| a.sample_rate),
-            audio_channels: layout.audio.as_ref().map_or(0, |a| a.channels),
-        };
-        let segment = Segment {
-            stream: self.stream.clone(),
-            session: self.session,
-            rendition: self.rendition.clone(),
-            sequence: self.timeline.next_sequence,
-            container: self.container,
-            init: layout.init.clone(),
-            data,
-            duration_us,
-            discontinuity: std::mem::take(&mut self.discontinuity),
-            independent: video.first().is_none_or(|s| s.keyframe),
-            start_pts_us,
-            info,
-            advice: self.advice.clone(),
-        };
+        for o in made {
+            let peak = self.peak_bps.entry(o.rendition.clone()).or_default();
+            let bps = (o.data.len() as u64 * 8)
+                .saturating_mul(1_000_000)
+                .checked_div(o.duration_us)
+                .unwrap_or(0);
+            *peak = (*peak).max(bps);
+            out.push(Segment {
+                stream: self.stream.clone(),
+                session: self.session,
+                rendition: o.rendition,
+                audio_group: o.audio_group,
+                sequence,
+                container: self.container,
+                init: o.init,
+                data: o.data,
+                duration_us: o.duration_us,
+                discontinuity,
+                independent: o.independent,
+                start_pts_us: o.start_pts_us,
+                info: TrackInfo {
+                    bandwidth: *peak,
+                    ..o.info
+                },
+                advice: self.advice.clone(),
+            });
+        }
         self.timeline.next_sequence += 1;
         // A publisher that drops mid-GOP leaves frames shown after the decode timeline ends
         // (B-frame reordering): the next session starts after everything this one presented,
         // or players see time go backwards across the reconnect.
         let shown_end_us = video
             .iter()
-            .zip(&video_run)
-            .map(|(s, r)| {
-                let pts = (s.ticks as i64 + i64::from(s.cts)).max(0) as u64;
-                ticks_to_us(pts + u64::from(r.duration), VIDEO_TIMESCALE)
-            })
-            .chain(a_end)
-            .fold(end_us, u64::max);
+            .chain(&audio)
+            .map(|t| t.shown_end_us.max(t.end_us))
+            .max()
+            .unwrap_or(0);
         self.timeline.next_start_ms = self.timeline.next_start_ms.max(shown_end_us.div_ceil(1000));
-        Ok(Some(segment))
+        Ok(())
     }
+}
+
+/// A segment of one cut before the per-stream fields are added.
+struct Output {
+    rendition: String,
+    audio_group: bool,
+    init: Option<Bytes>,
+    data: Bytes,
+    duration_us: u64,
+    start_pts_us: u64,
+    independent: bool,
+    info: TrackInfo,
 }
 
 /// The name of an H.264 profile browsers do not decode (10-bit, 4:2:2, 4:4:4), if `cfg` uses one.

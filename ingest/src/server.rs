@@ -197,6 +197,18 @@ impl Shared {
         self.cfg.stats.publishing.store(publishing as u64, Ordering::Relaxed);
     }
 
+    /// A stream's state before its first publish: its timeline resumes where a previous
+    /// process left it ([`IngestConfig::resume_ms`]).
+    fn new_slot(&self, stream: &str) -> StreamSlot {
+        StreamSlot {
+            timeline: Timeline {
+                next_sequence: 0,
+                next_start_ms: self.cfg.resume_ms.get(stream).copied().unwrap_or(0),
+            },
+            ..StreamSlot::default()
+        }
+    }
+
     /// Claims the stream `key` publishes to. A live publish on it is told to stop, and this
     /// waits (at most [`TAKEOVER_WAIT`]) until it has handed its timeline back.
     pub(crate) async fn claim(self: &Arc<Self>, key: &str) -> Result<Claim, ClaimError> {
@@ -204,7 +216,7 @@ impl Shared {
         let session = self.next_session.fetch_add(1, Ordering::Relaxed) + 1;
         let previous = {
             let mut streams = lock(&self.streams);
-            let slot = streams.entry(stream.clone()).or_default();
+            let slot = streams.entry(stream.clone()).or_insert_with(|| self.new_slot(&stream));
             slot.wanted = session;
             slot.live.as_mut().map(|live| {
                 let told = live.takeover.take().is_some_and(|tx| tx.send(()).is_ok());
@@ -226,7 +238,7 @@ impl Shared {
             }
         }
         let mut streams = lock(&self.streams);
-        let slot = streams.entry(stream.clone()).or_default();
+        let slot = streams.entry(stream.clone()).or_insert_with(|| self.new_slot(&stream));
         if slot.wanted != session {
             return Err(ClaimError::Superseded);
         }

@@ -39,9 +39,8 @@ async fn h264_aac_48k_two_second_segments_decode() {
         assert_eq!(s.stream, STREAM);
         assert_eq!(s.rendition, "source");
         assert_eq!(s.discontinuity, i == 0);
-        assert_eq!(s.info.codecs, "avc1.64001e,mp4a.40.2");
+        assert_eq!(s.info.codecs, "avc1.64001e");
         assert_eq!((s.info.width, s.info.height), (640, 360));
-        assert_eq!(s.info.audio_sample_rate, 48_000);
         assert!((29_000..=31_000).contains(&s.info.frame_rate_milli), "{:?}", s.info);
         assert!(s.info.bandwidth > 0);
         assert_duration(s, 2_000_000);
@@ -50,6 +49,26 @@ async fn h264_aac_48k_two_second_segments_decode() {
     // The init segment is the same allocation while unchanged.
     let init = segs[0].init.as_ref().unwrap();
     assert!(segs.iter().all(|s| s.init.as_ref().unwrap().as_ptr() == init.as_ptr()));
+    // CMAF: the audio is its own rendition, cut with the video and numbered alike; the two
+    // tracks decode together.
+    let audio = std::mem::take(&mut h.audio);
+    assert!(audio.len() >= 2, "{} audio segments", audio.len());
+    for (a, v) in audio.iter().zip(&segs) {
+        assert_eq!(
+            (a.rendition.as_str(), a.sequence, a.discontinuity),
+            ("audio", v.sequence, v.discontinuity)
+        );
+        assert_eq!(a.info.codecs, "mp4a.40.2");
+        assert_eq!((a.info.audio_sample_rate, a.info.audio_channels), (48_000, 1));
+        assert!(
+            a.start_pts_us.abs_diff(v.start_pts_us) < 100_000,
+            "{} vs {}",
+            a.start_pts_us,
+            v.start_pts_us
+        );
+        assert_decodes(a, &["h264", "aac"]).await;
+        assert_decode_together(v, a).await;
+    }
     // Publisher gone: the partial segment is flushed, then Unpublished.
     let mut saw_unpublished = false;
     while !saw_unpublished {
@@ -67,8 +86,10 @@ async fn h264_aac_48k_two_second_segments_decode() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn audio_44k_60fps_one_second_target() {
+    // As after a node restart: the timeline resumes where the signed stream stood.
     let cfg = IngestConfig {
         target_duration: Duration::from_secs(1),
+        resume_ms: [(STREAM.to_owned(), 60_000)].into(),
         ..config()
     };
     let mut h = start(cfg).await;
@@ -79,12 +100,15 @@ async fn audio_44k_60fps_one_second_target() {
     }
     let (ok, err) = finish(ff, 20).await;
     assert!(ok, "ffmpeg failed: {err}");
+    assert!(segs[0].start_pts_us >= 60_000_000, "{}", segs[0].start_pts_us);
     for s in &segs {
         assert_duration(s, 1_000_000);
-        assert_eq!(s.info.audio_sample_rate, 44_100);
         assert!((59_000..=61_000).contains(&s.info.frame_rate_milli), "{:?}", s.info);
         assert_decodes(s, &["h264", "aac"]).await;
     }
+    let audio = std::mem::take(&mut h.audio);
+    assert!(!audio.is_empty());
+    assert!(audio.iter().all(|a| a.info.audio_sample_rate == 44_100));
     h.stop().await;
 }
 

@@ -151,6 +151,8 @@ pub struct StreamSigner {
     /// the stored window.
     meters: HashMap<String, BandwidthMeter>,
     announce_seq: Option<u64>,
+    /// Summed segment durations per rendition over the whole log, microseconds.
+    logged_us: HashMap<String, u64>,
 }
 
 impl StreamSigner {
@@ -191,7 +193,12 @@ impl StreamSigner {
                 (r.name.clone(), m)
             })
             .collect();
+        let mut logged_us: HashMap<String, u64> = HashMap::new();
+        for e in &entries {
+            *logged_us.entry(e.rendition.clone()).or_default() += e.segment.dur_us;
+        }
         let mut signer = StreamSigner {
+            logged_us,
             key,
             store,
             cfg,
@@ -210,6 +217,14 @@ impl StreamSigner {
             signer.retain(e);
         }
         Ok(signer)
+    }
+
+    /// The stream's media time so far, milliseconds: the longest rendition's summed segment
+    /// durations over the whole log. A restarted ingest starts its timeline here, so that no
+    /// new segment repeats the timestamps (and, for a still picture or silence, the bytes) of
+    /// one signed before.
+    pub fn media_time_ms(&self) -> u64 {
+        self.logged_us.values().max().copied().unwrap_or(0).div_ceil(1000)
     }
 
     pub fn stream_id(&self) -> StreamId {
@@ -262,6 +277,7 @@ impl StreamSigner {
         }
         for e in entries {
             self.log.push(e.leaf_hash()?);
+            *self.logged_us.entry(e.rendition.clone()).or_default() += e.segment.dur_us;
             self.retain(e);
         }
         self.sign_and_store()

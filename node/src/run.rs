@@ -13,6 +13,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use manifest_signer::RenditionKind;
 use manifest_signer::signer::{NewSegment, RenditionInfo, SignerConfig, StreamSigner};
 use manifest_signer::{Container, Hints, ManifestRoot, Signed, StreamKey, now_ms};
 use tokio::sync::{mpsc, watch};
@@ -289,6 +290,8 @@ async fn node(
     let (swarm_stop_tx, swarm_stop_rx) = watch::channel(false);
     let mut swarm_task = swarm.map(|s| tokio::spawn(s.run(wait_true(swarm_stop_rx))));
 
+    // After a restart the media timeline goes on from what was signed before.
+    let media_time = signer.as_ref().map(StreamSigner::media_time_ms);
     let (tx, mut rx) = mpsc::channel(16);
     let mut ingest_task = match (rtmp, secret) {
         (Some(listener), Some(secret)) => {
@@ -305,6 +308,7 @@ async fn node(
                 },
                 ladder,
                 ffmpeg: cfg.rtmp.ffmpeg.clone(),
+                resume_ms: media_time.map(|ms| (STREAM.to_owned(), ms)).into_iter().collect(),
                 max_connections: cfg.rtmp.max_connections,
                 max_connections_per_address: cfg.rtmp.max_connections_per_address,
                 handshake_timeout: Duration::from_millis(cfg.rtmp.handshake_timeout_ms),
@@ -652,10 +656,10 @@ fn to_new_segment(seg: ingest::Segment, anchor: u64) -> NewSegment {
             // Measured by the signer over the signed segments (RFC 8216 §4.3.4.2).
             bandwidth: None,
             target_duration: None,
-            // Ingest muxes the audio into every rendition today: none is a separate audio
-            // rendition (protocol 1.4 `kind`), so the master lists them all as variants.
-            kind: None,
-            channels: None,
+            // CMAF: a stream's audio is a rendition of its own, the EXT-X-MEDIA audio group
+            // every video rendition plays with (protocol 1.4 `kind`).
+            kind: seg.audio_group.then_some(RenditionKind::Audio),
+            channels: (seg.audio_group && info.audio_channels > 0).then_some(u32::from(info.audio_channels)),
         },
     }
 }

@@ -51,7 +51,42 @@ fn ladder_renditions_are_signed_and_decode() {
         "{master}"
     );
     assert!(!master.contains("720p"), "720p is not below the source: {master}");
-    for rendition in ["source", "240p"] {
+    // CMAF: the audio is one rendition of an audio group that every video variant plays with.
+    assert!(
+        master.contains(
+            "#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=\"audio\",NAME=\"audio\",DEFAULT=YES,AUTOSELECT=YES,CHANNELS=\"1\",URI=\"audio.m3u8\"\n"
+        ),
+        "{master}"
+    );
+    let variants: Vec<&str> = master.lines().filter(|l| l.starts_with("#EXT-X-STREAM-INF")).collect();
+    assert_eq!(variants.len(), 2, "{master}");
+    for v in &variants {
+        assert!(v.contains(",mp4a.40.2\"") && v.ends_with(",AUDIO=\"audio\""), "{v}");
+    }
+    // ffmpeg plays the demuxed HLS from the master: video from the variant, audio from the group.
+    let probe = Command::new("ffprobe")
+        .args(["-v", "error", "-show_entries", "stream=codec_name", "-of", "csv=p=0"])
+        .arg(dir.join("master.m3u8"))
+        .output()
+        .unwrap();
+    let streams = String::from_utf8_lossy(&probe.stdout);
+    assert!(
+        probe.status.success() && streams.contains("h264") && streams.contains("aac"),
+        "{streams} {}",
+        String::from_utf8_lossy(&probe.stderr)
+    );
+    let decode = Command::new("ffmpeg")
+        .args(["-v", "error", "-nostdin", "-i"])
+        .arg(dir.join("master.m3u8"))
+        .args(["-map", "0:v:0", "-map", "0:a:0", "-f", "null", "-"])
+        .output()
+        .unwrap();
+    assert!(
+        decode.status.success() && decode.stderr.is_empty(),
+        "master: {}",
+        String::from_utf8_lossy(&decode.stderr)
+    );
+    for rendition in ["source", "240p", "audio"] {
         let playlist = dir.join(format!("{rendition}.m3u8"));
         let text = std::fs::read_to_string(&playlist).unwrap();
         let segments = text.lines().filter(|l| l.starts_with("#EXTINF")).count();

@@ -66,10 +66,31 @@ fn feed(s: &mut Segmenter, start: u32, seconds: u32, audio: bool) -> Vec<Segment
     out
 }
 
+/// The video and the audio renditions of a stream's fMP4 segments.
+fn split(segs: Vec<Segment>) -> (Vec<Segment>, Vec<Segment>) {
+    segs.into_iter().partition(|s| !s.audio_group)
+}
+
+/// The boxes at the top level of an ISO BMFF buffer, and how many `traf`/`trak` it holds.
+fn boxes(data: &[u8]) -> (Vec<String>, usize) {
+    let (mut top, mut tracks, mut i) = (Vec::new(), 0, 0);
+    while i + 8 <= data.len() {
+        let size = u32::from_be_bytes(data[i..i + 4].try_into().unwrap()) as usize;
+        top.push(String::from_utf8_lossy(&data[i + 4..i + 8]).into_owned());
+        i += size.max(8);
+    }
+    for w in data.windows(4) {
+        if w == b"traf" || w == b"trak" {
+            tracks += 1;
+        }
+    }
+    (top, tracks)
+}
+
 #[test]
 fn cuts_at_keyframes_near_target() {
     let mut s = segmenter(2000);
-    let segs = feed(&mut s, 0, 7, true);
+    let (segs, audio) = split(feed(&mut s, 0, 7, true));
     assert_eq!(
         segs.len(),
         4,
@@ -82,7 +103,7 @@ fn cuts_at_keyframes_near_target() {
             "{}",
             seg.duration_us
         );
-        assert_eq!(seg.info.codecs, "avc1.64001e,mp4a.40.2");
+        assert_eq!(seg.info.codecs, "avc1.64001e");
         assert_eq!((seg.info.width, seg.info.height), (640, 360));
         assert!((29_900..=30_100).contains(&seg.info.frame_rate_milli));
     }
@@ -98,6 +119,44 @@ fn cuts_at_keyframes_near_target() {
         assert!(w[1].start_pts_us.abs_diff(end) < 25_000);
     }
     assert!(s.timeline().next_start_ms >= 6_900);
+    assert!(segs.iter().all(|s| s.rendition == "source"));
+
+    // CMAF: the audio is a rendition of its own, cut at the same instants, numbered alike.
+    assert_eq!(audio.len(), segs.len());
+    let audio_init = audio[0].init.clone().unwrap();
+    assert_ne!(audio_init, init);
+    for (v, a) in segs.iter().zip(&audio) {
+        assert_eq!(
+            (a.rendition.as_str(), a.sequence, a.discontinuity),
+            ("audio", v.sequence, v.discontinuity)
+        );
+        assert_eq!(a.info.codecs, "mp4a.40.2");
+        assert_eq!((a.info.audio_channels, a.info.video), (2, None));
+        assert!(a.independent);
+        assert!(a.init.as_ref().unwrap().as_ptr() == audio_init.as_ptr());
+        // Within one AAC frame (21.3 ms) of the video's span.
+        let v_start = v.start_pts_us - 66_000; // the video's first decode time (66 ms cts)
+        assert!(
+            a.start_pts_us.abs_diff(v_start) <= 21_334,
+            "{} vs {v_start}",
+            a.start_pts_us
+        );
+        assert!(
+            a.duration_us.abs_diff(v.duration_us) <= 21_334 * 2,
+            "{} vs {}",
+            a.duration_us,
+            v.duration_us
+        );
+    }
+    // One track per init and per media segment: styp, one moof with one traf, one mdat.
+    for (init, codec) in [(&init, "avc1"), (&audio_init, "mp4a")] {
+        assert_eq!(boxes(init), (vec!["ftyp".to_owned(), "moov".to_owned()], 1));
+        assert!(init.windows(4).any(|w| w == codec.as_bytes()));
+    }
+    for seg in segs.iter().chain(&audio) {
+        let (top, tracks) = boxes(&seg.data);
+        assert_eq!((top, tracks), (vec!["styp".into(), "moof".into(), "mdat".into()], 1));
+    }
 }
 
 #[test]
@@ -123,7 +182,7 @@ fn a_new_session_starts_after_everything_the_last_one_presented() {
 #[test]
 fn one_second_target() {
     let mut s = segmenter(1000);
-    let segs = feed(&mut s, 0, 5, true);
+    let (segs, _) = split(feed(&mut s, 0, 5, true));
     // Keyframes every 2 s: each one starts a segment, and a segment is cut without one before
     // it reaches 1.5 s (EXT-X-TARGETDURATION stays 1).
     let flags: Vec<(u64, bool)> = segs.iter().map(|s| (s.duration_us / 1000, s.independent)).collect();
@@ -142,8 +201,8 @@ fn one_second_target() {
 #[test]
 fn timestamp_wrap_is_continuous() {
     let mut s = segmenter(2000);
-    let segs = feed(&mut s, u32::MAX - 3000, 7, true);
-    assert_eq!(segs.len(), 4);
+    let (segs, audio) = split(feed(&mut s, u32::MAX - 3000, 7, true));
+    assert_eq!((segs.len(), audio.len()), (4, 4));
     for seg in &segs[..3] {
         assert!((1_990_000..=2_010_000).contains(&seg.duration_us));
     }

@@ -218,7 +218,11 @@ impl Ladder {
             config: true,
         };
         let video_cfg = config_item(TAG_VIDEO, video_cfg);
-        let audio_cfg = audio_cfg.map(|b| config_item(TAG_AUDIO, b));
+        // fMP4 rungs are video only: every video rendition plays with the source's audio
+        // rendition. MPEG-TS muxes audio into every rung.
+        let audio_cfg = audio_cfg
+            .filter(|_| cfg.container == crate::Container::Ts)
+            .map(|b| config_item(TAG_AUDIO, b));
         let supervisor = Supervisor {
             shared: Arc::clone(&self.shared),
             stream: self.stream.clone(),

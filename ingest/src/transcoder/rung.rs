@@ -60,13 +60,14 @@ impl RungReader {
         let mut reader = flv_stream::Reader::new(socket, cfg.max_message_size);
         let result = self.read(&mut reader, &mut segmenter).await;
         match segmenter.flush() {
-            Ok(Some(seg)) => {
-                let sent = timeout(READER_GRACE, self.send(seg)).await;
-                if !matches!(sent, Ok(Ok(()))) {
-                    warn!("final rung segment dropped: event receiver is not reading");
+            Ok(segs) => {
+                for seg in segs {
+                    let sent = timeout(READER_GRACE, self.send(seg)).await;
+                    if !matches!(sent, Ok(Ok(()))) {
+                        warn!("final rung segment dropped: event receiver is not reading");
+                    }
                 }
             }
-            Ok(None) => {}
             Err(e) => warn!(error = %e, "final rung segment failed"),
         }
         ReaderEnd {

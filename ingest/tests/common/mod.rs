@@ -19,6 +19,8 @@ pub const STREAM: &str = "cam";
 pub struct Harness {
     pub port: u16,
     pub rx: mpsc::Receiver<IngestEvent>,
+    /// Segments of the audio rendition that [`Harness::segment`] stepped over, in order.
+    pub audio: Vec<Segment>,
     stop: Option<oneshot::Sender<()>>,
     server: Option<JoinHandle<ingest::Result<()>>>,
 }
@@ -48,6 +50,7 @@ pub async fn start(cfg: IngestConfig) -> Harness {
     Harness {
         port,
         rx,
+        audio: Vec::new(),
         stop: Some(stop),
         server: Some(server),
     }
@@ -66,7 +69,8 @@ impl Harness {
             .expect("event channel closed")
     }
 
-    /// Next segment, skipping other events.
+    /// Next video (or muxed, or audio-only) segment, skipping other events; segments of the
+    /// audio rendition go to [`Harness::audio`].
     pub async fn segment(&mut self, secs: u64) -> Segment {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
         loop {
@@ -74,8 +78,10 @@ impl Harness {
                 .await
                 .expect("timed out waiting for a segment")
                 .expect("event channel closed");
-            if let IngestEvent::Segment(s) = ev {
-                return s;
+            match ev {
+                IngestEvent::Segment(s) if s.audio_group => self.audio.push(s),
+                IngestEvent::Segment(s) => return s,
+                _ => {}
             }
         }
     }
@@ -138,8 +144,18 @@ pub async fn finish(child: Child, secs: u64) -> (bool, String) {
 }
 
 /// Writes init + segment to a temp file and checks that ffprobe sees the expected streams
-/// and that ffmpeg decodes every frame without printing an error.
-pub async fn assert_decodes(seg: &Segment, expect_streams: &[&str]) {
+/// and that ffmpeg decodes every frame without printing an error. `publish` lists the codecs
+/// the publisher sent (`["h264", "aac"]`): an MPEG-TS segment holds them all, a CMAF segment
+/// the one of its rendition (the audio rendition's the audio, the others the video).
+pub async fn assert_decodes(seg: &Segment, publish: &[&str]) {
+    let expect_streams: Vec<&str> = match (seg.container, seg.audio_group) {
+        (ingest::Container::Ts, _) => publish.to_vec(),
+        (ingest::Container::Fmp4, true) => publish.iter().copied().filter(|c| *c == "aac").collect(),
+        (ingest::Container::Fmp4, false) if publish.len() > 1 => {
+            publish.iter().copied().filter(|c| *c != "aac").collect()
+        }
+        (ingest::Container::Fmp4, false) => publish.to_vec(),
+    };
     let dir = tempfile::tempdir().unwrap();
     let ext = match seg.container {
         ingest::Container::Fmp4 => "mp4",
@@ -174,6 +190,28 @@ pub async fn assert_decodes(seg: &Segment, expect_streams: &[&str]) {
         .args(["-f", "null", "-"])
         .kill_on_drop(true)
         .output();
+    let decode = timeout(Duration::from_secs(20), decode).await.unwrap().unwrap();
+    let stderr = String::from_utf8_lossy(&decode.stderr);
+    assert!(decode.status.success() && stderr.trim().is_empty(), "decode: {stderr}");
+}
+
+/// A video and an audio CMAF segment of the same cut, each with its init segment, decode
+/// together as one programme (ffmpeg with both as inputs), without an error.
+pub async fn assert_decode_together(video: &Segment, audio: &Segment) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut args: Vec<std::ffi::OsString> = ["-nostdin", "-v", "error"].iter().map(Into::into).collect();
+    for (name, seg) in [("v.mp4", video), ("a.mp4", audio)] {
+        let path = dir.path().join(name);
+        let mut bytes = seg.init.as_ref().map(|b| b.to_vec()).unwrap_or_default();
+        bytes.extend_from_slice(&seg.data);
+        std::fs::write(&path, bytes).unwrap();
+        args.push("-i".into());
+        args.push(path.into());
+    }
+    for a in ["-map", "0:v", "-map", "1:a", "-f", "null", "-"] {
+        args.push(a.into());
+    }
+    let decode = Command::new("ffmpeg").args(&args).kill_on_drop(true).output();
     let decode = timeout(Duration::from_secs(20), decode).await.unwrap().unwrap();
     let stderr = String::from_utf8_lossy(&decode.stderr);
     assert!(decode.status.success() && stderr.trim().is_empty(), "decode: {stderr}");
