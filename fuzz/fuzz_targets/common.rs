@@ -4,7 +4,9 @@
 
 use std::sync::Once;
 
-use ingest::{Container, IngestEvent, Segment};
+use std::collections::HashMap;
+
+use ingest::{Container, IngestEvent, Part};
 
 /// libfuzzer-sys turns every panic into an abort, even one the code under test catches. The
 /// ingest calls rml_rtmp only inside `catch_unwind` (ingest/src/rtmp.rs) because rml_rtmp 0.8
@@ -35,15 +37,31 @@ fn inside_guarded() -> bool {
     bt.contains("rtmp::guarded") || bt.contains("/ingest/src/rtmp.rs:")
 }
 
-/// What every stream of segments must satisfy, whatever the input.
-pub fn check_segments<'a>(segments: impl IntoIterator<Item = &'a Segment>) {
-    let mut next_seq = None;
-    for s in segments {
+/// What every stream of parts and segments must satisfy, whatever the input: per rendition,
+/// consecutive sequence numbers; well-formed TS or CMAF; and each fMP4 segment that had parts
+/// is exactly their concatenation, in order.
+pub fn check_media<'a>(events: impl IntoIterator<Item = &'a IngestEvent>) {
+    let mut next_seq: HashMap<&str, u64> = HashMap::new();
+    let mut parts: HashMap<(&str, u64), Vec<&Part>> = HashMap::new();
+    for ev in events {
+        let s = match ev {
+            IngestEvent::Part(p) => {
+                assert!(!p.data.is_empty(), "empty part");
+                let list = parts.entry((p.rendition.as_str(), p.sequence)).or_default();
+                assert_eq!(usize::from(p.index), list.len(), "part indices are consecutive");
+                let boxes: &[[u8; 4]] = if p.index == 0 { &[*b"styp", *b"moof", *b"mdat"] } else { &[*b"moof", *b"mdat"] };
+                assert_boxes(&p.data, boxes);
+                list.push(p);
+                continue;
+            }
+            IngestEvent::Segment(s) => s,
+            _ => continue,
+        };
         assert!(!s.data.is_empty(), "empty segment {}", s.sequence);
-        if let Some(n) = next_seq {
-            assert_eq!(s.sequence, n, "segment sequence numbers are consecutive");
+        if let Some(n) = next_seq.get(s.rendition.as_str()) {
+            assert_eq!(s.sequence, *n, "segment sequence numbers are consecutive");
         }
-        next_seq = Some(s.sequence + 1);
+        next_seq.insert(&s.rendition, s.sequence + 1);
         match s.container {
             Container::Ts => {
                 assert!(s.init.is_none());
@@ -53,7 +71,13 @@ pub fn check_segments<'a>(segments: impl IntoIterator<Item = &'a Segment>) {
             Container::Fmp4 => {
                 let init = s.init.as_ref().expect("fMP4 segments carry their init segment");
                 assert_boxes(init, &[*b"ftyp", *b"moov"]);
-                assert_boxes(&s.data, &[*b"styp", *b"moof", *b"mdat"]);
+                let mine = parts.remove(&(s.rendition.as_str(), s.sequence)).unwrap_or_default();
+                if mine.is_empty() {
+                    assert_boxes(&s.data, &[*b"styp", *b"moof", *b"mdat"]);
+                } else {
+                    let joined: Vec<u8> = mine.iter().flat_map(|p| p.data.iter().copied()).collect();
+                    assert!(joined == s.data[..], "a segment is the concatenation of its parts");
+                }
             }
         }
     }
@@ -85,7 +109,7 @@ pub fn check_events(events: &[IngestEvent]) {
                 assert!(!publishing, "one publish per connection");
                 publishing = true;
             }
-            IngestEvent::Segment(_) => assert!(publishing, "segment outside a publish"),
+            IngestEvent::Segment(_) | IngestEvent::Part(_) => assert!(publishing, "media outside a publish"),
             IngestEvent::Unpublished { .. } => {
                 assert!(publishing, "unpublish without publish");
                 publishing = false;
@@ -93,8 +117,5 @@ pub fn check_events(events: &[IngestEvent]) {
         }
     }
     assert!(!publishing, "a publish that never ended");
-    check_segments(events.iter().filter_map(|e| match e {
-        IngestEvent::Segment(s) => Some(s),
-        _ => None,
-    }));
+    check_media(events);
 }

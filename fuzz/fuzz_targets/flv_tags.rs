@@ -10,7 +10,7 @@ mod common;
 
 use std::time::Duration;
 
-use ingest::Container;
+use ingest::{Container, IngestEvent};
 use ingest::fuzzing::FlvSegmenter;
 use libfuzzer_sys::fuzz_target;
 
@@ -24,7 +24,7 @@ fuzz_target!(|data: &[u8]| {
         Container::Fmp4
     };
     let mut seg = FlvSegmenter::new(container, Duration::from_millis(200), 256 * 1024);
-    let mut segments = Vec::new();
+    let mut events = Vec::new();
     let mut rest = &data[9.min(data.len())..];
     rest = &rest[4.min(rest.len())..];
     while rest.len() >= 11 {
@@ -45,15 +45,17 @@ fuzz_target!(|data: &[u8]| {
             }
             _ => Ok(Vec::new()),
         };
+        events.extend(seg.parts().into_iter().map(IngestEvent::Part));
         match result {
-            Ok(out) => segments.extend(out),
+            Ok(out) => events.extend(out.into_iter().map(IngestEvent::Segment)),
             // The connection would close here: flush, as end_publish does.
             Err(_) => break,
         }
         rest = &rest[(11 + size + 4).min(rest.len())..];
     }
     if let Ok(last) = seg.flush() {
-        segments.extend(last);
+        events.extend(seg.parts().into_iter().map(IngestEvent::Part));
+        events.extend(last.into_iter().map(IngestEvent::Segment));
     }
-    common::check_segments(&segments);
+    common::check_media(&events);
 });

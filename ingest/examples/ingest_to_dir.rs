@@ -1,5 +1,6 @@
-//! Runs the RTMP ingest and writes an HLS folder (media playlist, init segments, media
-//! segments), to exercise the crate without the rest of hlswarm.
+//! Runs the RTMP ingest and writes an HLS folder (a master playlist `index.m3u8`, a media
+//! playlist per rendition: `source.m3u8`, and `audio.m3u8` for fMP4's separate audio
+//! rendition; init and media segments), to exercise the crate without the rest of hlswarm.
 //!
 //! ```text
 //! cargo run -p ingest --example ingest_to_dir -- 127.0.0.1:1935 /tmp/hls KEY [ts]
@@ -9,6 +10,7 @@
 //! ```
 //! Ctrl-C stops it; the playlist then gets `#EXT-X-ENDLIST`.
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
@@ -23,6 +25,7 @@ struct Entry {
 
 struct Playlist {
     dir: PathBuf,
+    rendition: String,
     entries: Vec<Entry>,
     last_init: Option<bytes::Bytes>,
     init_count: u32,
@@ -35,7 +38,7 @@ impl Playlist {
         if let Some(init) = &seg.init
             && self.last_init.as_ref() != Some(init)
         {
-            let name = format!("init_{}.mp4", self.init_count);
+            let name = format!("{}_init_{}.mp4", self.rendition, self.init_count);
             std::fs::write(self.dir.join(&name), init)?;
             self.init_count += 1;
             self.last_init = Some(init.clone());
@@ -45,7 +48,7 @@ impl Playlist {
             Container::Fmp4 => "m4s",
             Container::Ts => "ts",
         };
-        let uri = format!("seg_{}.{ext}", seg.sequence);
+        let uri = format!("{}_{}.{ext}", self.rendition, seg.sequence);
         std::fs::write(self.dir.join(&uri), &seg.data)?;
         self.first_sequence.get_or_insert(seg.sequence);
         self.entries.push(Entry {
@@ -79,8 +82,40 @@ impl Playlist {
         if ended {
             s.push_str("#EXT-X-ENDLIST\n");
         }
-        write_atomic(&self.dir.join("index.m3u8"), s.as_bytes())
+        write_atomic(&self.dir.join(format!("{}.m3u8", self.rendition)), s.as_bytes())
     }
+}
+
+/// The master playlist: the video with the audio rendition as its audio group, if there is one.
+fn write_master(
+    dir: &Path,
+    playlists: &BTreeMap<String, Playlist>,
+    codecs: &BTreeMap<String, String>,
+) -> std::io::Result<()> {
+    let mut s = String::from("#EXTM3U\n#EXT-X-VERSION:7\n");
+    let audio = playlists.contains_key(ingest::AUDIO_RENDITION);
+    if audio {
+        let _ = writeln!(
+            s,
+            "#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=\"audio\",NAME=\"audio\",DEFAULT=YES,AUTOSELECT=YES,URI=\"audio.m3u8\""
+        );
+    }
+    for name in playlists.keys().filter(|n| !audio || *n != ingest::AUDIO_RENDITION) {
+        let mut all: Vec<&str> = codecs.get(name).into_iter().map(String::as_str).collect();
+        all.extend(
+            codecs
+                .get(ingest::AUDIO_RENDITION)
+                .filter(|_| audio)
+                .map(String::as_str),
+        );
+        let group = if audio { ",AUDIO=\"audio\"" } else { "" };
+        let _ = writeln!(
+            s,
+            "#EXT-X-STREAM-INF:BANDWIDTH=2000000,CODECS=\"{}\"{group}\n{name}.m3u8",
+            all.join(",")
+        );
+    }
+    write_atomic(&dir.join("index.m3u8"), s.as_bytes())
 }
 
 fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
@@ -118,34 +153,44 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let server = tokio::spawn(ingest::serve(listener, cfg, tx, async {
         let _ = tokio::signal::ctrl_c().await;
     }));
-    let mut playlist = Playlist {
-        dir,
-        entries: Vec::new(),
-        last_init: None,
-        init_count: 0,
-        first_sequence: None,
-    };
+    let mut playlists: BTreeMap<String, Playlist> = BTreeMap::new();
+    let mut codecs: BTreeMap<String, String> = BTreeMap::new();
     while let Some(event) = rx.recv().await {
         match event {
             IngestEvent::Publishing { stream, session } => {
                 tracing::info!(%stream, session, "publishing")
             }
+            IngestEvent::Part(_) => {}
             IngestEvent::Segment(seg) => {
                 tracing::info!(
+                    rendition = %seg.rendition,
                     seq = seg.sequence,
                     ms = seg.duration_us / 1000,
                     codecs = %seg.info.codecs,
                     "segment"
                 );
+                let playlist = playlists.entry(seg.rendition.clone()).or_insert_with(|| Playlist {
+                    dir: dir.clone(),
+                    rendition: seg.rendition.clone(),
+                    entries: Vec::new(),
+                    last_init: None,
+                    init_count: 0,
+                    first_sequence: None,
+                });
                 playlist.add(&seg)?;
                 playlist.write(false)?;
+                if codecs.insert(seg.rendition.clone(), seg.info.codecs.clone()).as_ref() != Some(&seg.info.codecs) {
+                    write_master(&dir, &playlists, &codecs)?;
+                }
             }
             IngestEvent::Unpublished { stream, session, .. } => {
                 tracing::info!(%stream, session, "unpublished")
             }
         }
     }
-    playlist.write(true)?;
+    for playlist in playlists.values() {
+        playlist.write(true)?;
+    }
     server.await??;
     Ok(())
 }

@@ -330,7 +330,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
                     cfg.target_duration,
                     cfg.max_segment_bytes,
                     claim.timeline,
-                );
+                )
+                .with_part_target(cfg.part_target);
                 #[cfg(unix)]
                 let ladder = (!cfg.ladder.is_empty()).then(|| {
                     Ladder::new(
@@ -380,6 +381,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
         if let Some(ladder) = &mut p.ladder {
             ladder.push(video, p.segmenter.mapped_ms(), &data);
         }
+        for part in p.segmenter.take_parts() {
+            self.send(IngestEvent::Part(part)).await?;
+        }
         for s in segments {
             self.send_segment(s).await?;
         }
@@ -415,11 +419,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
         let events = &self.shared.events;
         match flushed {
             Ok(segs) => {
-                for seg in segs {
-                    if timeout(FINAL_SEND, events.send(IngestEvent::Segment(seg)))
-                        .await
-                        .is_err()
-                    {
+                let parts = p.segmenter.take_parts().into_iter().map(IngestEvent::Part);
+                for ev in parts.chain(segs.into_iter().map(IngestEvent::Segment)) {
+                    if timeout(FINAL_SEND, events.send(ev)).await.is_err() {
                         warn!("final segment dropped: event receiver is not reading");
                     }
                 }

@@ -289,16 +289,19 @@ fn write_audio_entry(w: &mut Writer, a: &AudioConfig) {
 const FLAGS_SYNC: u32 = 0x0200_0000;
 const FLAGS_NON_SYNC: u32 = 0x0101_0000;
 
-/// Builds a media segment: styp, one moof with a traf per run, and one mdat holding the
-/// runs' samples in order.
-pub(crate) fn media_segment(sequence: u32, runs: &[TrackRun<'_>]) -> Bytes {
+/// A CMAF chunk: one moof with a traf per run, and one mdat holding the runs' samples in
+/// order, after a styp when it opens a segment. The chunks of a segment, concatenated, are the
+/// segment (data offsets are relative to each moof).
+pub(crate) fn fragment(sequence: u32, runs: &[TrackRun<'_>], opens_segment: bool) -> Bytes {
     let mut w = Writer::default();
-    let styp = w.open(b"styp");
-    w.bytes(b"msdh");
-    w.u32(0);
-    w.bytes(b"msdh");
-    w.bytes(b"msix");
-    w.close(styp);
+    if opens_segment {
+        let styp = w.open(b"styp");
+        w.bytes(b"msdh");
+        w.u32(0);
+        w.bytes(b"msdh");
+        w.bytes(b"msix");
+        w.close(styp);
+    }
 
     let moof = w.open(b"moof");
     let mfhd = w.open_full(b"mfhd", 0, 0);
@@ -407,7 +410,7 @@ mod tests {
             keyframe: true,
             data: Bytes::from_static(b"CCC"),
         }];
-        let seg = media_segment(
+        let seg = fragment(
             7,
             &[
                 TrackRun {
@@ -421,6 +424,7 @@ mod tests {
                     samples: &a,
                 },
             ],
+            true,
         );
         assert_eq!(top_level(&seg), ["styp", "moof", "mdat"]);
         let moof = find(&seg, b"moof").unwrap() - 4;

@@ -82,16 +82,17 @@ pub const AMF0_MAX_DEPTH: usize = crate::amf::MAX_DEPTH;
 pub struct FlvSegmenter(Segmenter);
 
 impl FlvSegmenter {
-    /// A segmenter for a fresh stream.
+    /// A segmenter for a fresh stream, with 200 ms parts.
     pub fn new(container: Container, target: Duration, max_segment_bytes: usize) -> Self {
-        Self(Segmenter::new(
-            "s".into(),
-            1,
-            container,
-            target,
-            max_segment_bytes,
-            Timeline::default(),
-        ))
+        Self(
+            Segmenter::new("s".into(), 1, container, target, max_segment_bytes, Timeline::default())
+                .with_part_target(Some(Duration::from_millis(200))),
+        )
+    }
+
+    /// The parts completed since the last call (each before its segment).
+    pub fn parts(&mut self) -> Vec<crate::Part> {
+        self.0.take_parts()
     }
 
     /// One video tag body (the RTMP message payload) at RTMP timestamp `ts_ms`.

@@ -160,6 +160,11 @@ pub struct IngestConfig {
     pub target_duration: Duration,
     /// Output container.
     pub container: Container,
+    /// LL-HLS part target: fMP4 segments are built of CMAF chunks about this long, each
+    /// reported as an [`IngestEvent::Part`] as soon as it is complete (a part closes at the
+    /// first frame past the target minus half a frame, and never beyond 1.1 times the target).
+    /// `None`: no parts. MPEG-TS never has parts.
+    pub part_target: Option<Duration>,
     /// A connection that sends no media (or nothing at all) for this long is dropped.
     pub idle_timeout: Duration,
     /// Time allowed from TCP accept to a started publish (the TLS handshake included).
@@ -297,6 +302,7 @@ impl Default for IngestConfig {
             keys: Vec::new(),
             target_duration: Duration::from_secs(2),
             container: Container::Fmp4,
+            part_target: Some(Duration::from_millis(200)),
             idle_timeout: Duration::from_secs(10),
             handshake_timeout: Duration::from_secs(5),
             max_message_size: 8 * 1024 * 1024,
@@ -312,6 +318,36 @@ impl Default for IngestConfig {
     }
 }
 
+/// One CMAF chunk of a segment in progress, an LL-HLS part: one `moof` with one `traf`, and
+/// its `mdat` (the first part of a segment begins with the segment's `styp`). A segment's
+/// parts, concatenated in index order, are byte for byte its [`Segment::data`]; every part
+/// comes before its segment.
+#[derive(Debug, Clone)]
+pub struct Part {
+    /// Stream name.
+    pub stream: String,
+    /// Publish session that produced it.
+    pub session: u64,
+    /// Rendition name, as its segment's.
+    pub rendition: String,
+    /// As [`Segment::audio_group`].
+    pub audio_group: bool,
+    /// The [`Segment::sequence`] of the segment it belongs to.
+    pub sequence: u64,
+    /// Index of the part in its segment, from 0.
+    pub index: u16,
+    /// The init segment its rendition needs.
+    pub init: Option<bytes::Bytes>,
+    /// Exact bytes.
+    pub data: bytes::Bytes,
+    /// Duration in microseconds.
+    pub duration_us: u64,
+    /// It begins with a keyframe (always, for audio): a player can start at it.
+    pub independent: bool,
+    /// Earliest presentation time in the part on the stream's timeline, microseconds.
+    pub start_pts_us: u64,
+}
+
 /// What [`serve`] reports to the caller.
 #[derive(Debug, Clone)]
 pub enum IngestEvent {
@@ -322,6 +358,8 @@ pub enum IngestEvent {
         /// Unique per publish within this `serve` call.
         session: u64,
     },
+    /// A finished part of a segment in progress (fMP4 with [`IngestConfig::part_target`]).
+    Part(Part),
     /// A finished segment.
     Segment(Segment),
     /// The publisher stopped (clean unpublish, disconnect, timeout, error or shutdown).

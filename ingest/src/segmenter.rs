@@ -13,10 +13,12 @@ use crate::error::Result;
 use crate::flv::{self, AudioTag, VideoTag};
 use crate::fmp4::{self, TrackSpec, VIDEO_TIMESCALE};
 use crate::ts::TsMuxer;
-use crate::{AUDIO_RENDITION, Container, Segment, TrackInfo};
+use crate::{AUDIO_RENDITION, Container, Part, Segment, TrackInfo};
 use mux::Track;
+use parts::Chunks;
 
 mod mux;
+mod parts;
 
 /// Samples per AAC frame.
 const AAC_FRAME: u64 = 1024;
@@ -87,7 +89,10 @@ pub(crate) struct Segmenter {
     discontinuity: bool,
     /// An fMP4 ladder rung: audio is ignored (the source's audio rendition plays with it).
     video_only: bool,
-    fragment: u32,
+    /// The CMAF chunks (parts) of the segment in progress.
+    chunks: Chunks,
+    /// Parts completed and not yet taken ([`Segmenter::take_parts`]).
+    parts: Vec<Part>,
     /// Highest single-segment bit rate so far, per rendition this segmenter makes.
     peak_bps: HashMap<String, u64>,
 }
@@ -127,13 +132,22 @@ impl Segmenter {
             advice: Vec::new(),
             discontinuity: true,
             video_only: false,
-            fragment: 1,
+            chunks: Chunks::new(None),
+            parts: Vec::new(),
             peak_bps: HashMap::new(),
         }
     }
 
     /// Makes this the segmenter of an ABR rung: its own rendition name, and a clock that keeps
     /// the timestamps ffmpeg copied from the source (see [`Clock::fixed`]).
+    /// Builds fMP4 segments of parts about `target` long, each reported as a [`Part`]
+    /// ([`Segmenter::take_parts`]); `None` (the default) reports none. MPEG-TS has no parts.
+    pub(crate) fn with_part_target(mut self, target: Option<std::time::Duration>) -> Self {
+        let target = target.filter(|_| self.container == Container::Fmp4);
+        self.chunks = Chunks::new(target.map(|t| u64::try_from(t.as_micros()).unwrap_or(u64::MAX).max(1000)));
+        self
+    }
+
     /// In fMP4 a rung is video only: it plays with the source's audio rendition.
     pub(crate) fn for_rung(mut self, rendition: &str, clock: Clock) -> Self {
         rendition.clone_into(&mut self.rendition);
@@ -382,6 +396,7 @@ impl Segmenter {
                 self.cut(Some(ticks), out)?;
             }
         }
+        self.video_part_due(ticks);
         if keyframe {
             self.keyframe_interval(pts);
         }
@@ -470,6 +485,7 @@ impl Segmenter {
                     self.cut(None, out)?;
                 }
             }
+            self.audio_part_due(ticks, rate);
         } else if self.audio.len() >= MAX_PENDING_SAMPLES {
             warn!("too many audio frames without a video keyframe, dropping audio");
             return Ok(());
@@ -494,9 +510,19 @@ impl Segmenter {
             return Ok(());
         };
         let rate = layout.audio.as_ref().map_or(48_000, |a| a.sample_rate);
+        let fmp4 = layout.ts.is_none();
+        // fMP4: the last part closes here, and the segment is its parts.
+        let audio_split = fmp4.then(|| self.close_part(end_video));
+        let Some(layout) = self.layout.as_mut() else {
+            return Ok(());
+        };
         let video = std::mem::take(&mut self.video);
-        let audio = match end_video {
-            Some(end) if !video.is_empty() => {
+        let audio = match (audio_split, end_video) {
+            (Some(split), _) => {
+                let rest = self.audio.split_off(split);
+                std::mem::replace(&mut self.audio, rest)
+            }
+            (None, Some(end)) if !video.is_empty() => {
                 let end_us = ticks_to_us(end, VIDEO_TIMESCALE);
                 let split = self
                     .audio
@@ -552,12 +578,13 @@ impl Segmenter {
                 },
             });
         } else {
+            let (video_bytes, audio_bytes) = self.chunks.take_all();
             if let Some(v) = &video {
                 made.push(Output {
                     rendition: self.rendition.clone(),
                     audio_group: false,
                     init: layout.init.clone(),
-                    data: v.fmp4(self.fragment),
+                    data: video_bytes,
                     duration_us: v.duration_us(),
                     start_pts_us: v.first_pts_us,
                     independent: v.independent(),
@@ -585,7 +612,7 @@ impl Segmenter {
                     } else {
                         layout.init.clone()
                     },
-                    data: a.fmp4(self.fragment),
+                    data: audio_bytes,
                     duration_us: a.duration_us(),
                     start_pts_us: a.start_us,
                     independent: true,
@@ -598,7 +625,6 @@ impl Segmenter {
                 });
             }
         }
-        self.fragment = self.fragment.wrapping_add(1).max(1);
         for o in made {
             let peak = self.peak_bps.entry(o.rendition.clone()).or_default();
             let bps = (o.data.len() as u64 * 8)

@@ -49,6 +49,29 @@ async fn h264_aac_48k_two_second_segments_decode() {
     // The init segment is the same allocation while unchanged.
     let init = segs[0].init.as_ref().unwrap();
     assert!(segs.iter().all(|s| s.init.as_ref().unwrap().as_ptr() == init.as_ptr()));
+    // LL-HLS parts (200 ms by default): each segment is exactly its parts, which came first.
+    for seg in segs.iter().chain(h.audio.iter()).take(4) {
+        let mine: Vec<&ingest::Part> = h
+            .parts
+            .iter()
+            .filter(|p| p.rendition == seg.rendition && p.sequence == seg.sequence)
+            .collect();
+        assert!(
+            (9..=11).contains(&mine.len()),
+            "{} {}: {} parts",
+            seg.rendition,
+            seg.sequence,
+            mine.len()
+        );
+        let joined: Vec<u8> = mine.iter().flat_map(|p| p.data.to_vec()).collect();
+        assert!(
+            joined == seg.data[..],
+            "{} {} is its parts",
+            seg.rendition,
+            seg.sequence
+        );
+        assert!(mine[0].independent);
+    }
     // CMAF: the audio is its own rendition, cut with the video and numbered alike; the two
     // tracks decode together.
     let audio = std::mem::take(&mut h.audio);
@@ -166,7 +189,7 @@ async fn reconnect_continues_with_discontinuity() {
         match h.event(10).await {
             IngestEvent::Segment(s) => first.push(s),
             IngestEvent::Unpublished { session, .. } => break session,
-            IngestEvent::Publishing { .. } => {}
+            IngestEvent::Publishing { .. } | IngestEvent::Part(_) => {}
         }
     };
     assert!(first.len() >= 2);
@@ -217,6 +240,7 @@ async fn second_publisher_with_the_key_takes_over_and_shutdown_flushes() {
                 assert_eq!((session, reason), (owner_session, EndReason::TakenOver));
             }
             IngestEvent::Publishing { session, .. } => break session,
+            IngestEvent::Part(_) => {}
         }
     };
     assert_ne!(new_session, owner_session);

@@ -33,7 +33,7 @@ async fn until_unpublished(h: &mut Harness, secs: u64) -> Vec<Segment> {
         match ev {
             IngestEvent::Segment(s) => segs.push(s),
             IngestEvent::Unpublished { .. } => return segs,
-            IngestEvent::Publishing { .. } => {}
+            IngestEvent::Publishing { .. } | IngestEvent::Part(_) => {}
         }
     }
 }

@@ -475,6 +475,9 @@ impl Signing<'_> {
                     Action::Wait => tracing::info!(session, ?reason, "publisher gone; the stream stays live"),
                 }
             }
+            // Parts are signed and served from the next step on (LL-HLS); the segment they
+            // make up is signed whole as before.
+            ingest::IngestEvent::Part(_) => {}
             ingest::IngestEvent::Segment(mut seg) => {
                 if seg.rendition == "source" {
                     self.catalog.set_publisher_advice(&seg.advice);

@@ -105,16 +105,17 @@ impl Track {
         u32::try_from(rate).unwrap_or(0)
     }
 
-    /// A CMAF media segment (styp, one moof with one traf, mdat) of this track alone; its init
-    /// segment holds it as track 1.
-    pub fn fmp4(&self, fragment: u32) -> Bytes {
-        fmp4::media_segment(
+    /// A CMAF chunk (one moof with one traf, and its mdat) of this track alone, after a styp
+    /// when it opens a segment; the track's init segment holds it as track 1.
+    pub fn chunk(&self, fragment: u32, opens_segment: bool) -> Bytes {
+        fmp4::fragment(
             fragment,
             &[TrackRun {
                 track_id: 1,
                 base_decode_time: self.samples.first().map_or(0, |s| s.ticks),
                 samples: &self.run,
             }],
+            opens_segment,
         )
     }
 }

@@ -516,3 +516,118 @@ fn no_segment_rounds_above_the_target_whatever_the_gop() {
         );
     }
 }
+
+/// LL-HLS parts: every segment is the concatenation of its parts, video and audio alike; a
+/// part is one moof with one traf (the first opens with the segment's styp); parts last about
+/// the target, the first of a segment starts on a keyframe, and every part comes before its
+/// segment.
+#[test]
+fn segments_are_the_concatenation_of_their_parts() {
+    let mut s = segmenter(2000).with_part_target(Some(Duration::from_millis(200)));
+    let mut events: Vec<Result<Segment, Part>> = Vec::new();
+    let mut feed_tag = |s: &mut Segmenter, video: bool, t: u32, body: &Bytes| {
+        let segs = if video { s.video(t, body) } else { s.audio(t, body) }.unwrap();
+        events.extend(s.take_parts().into_iter().map(Err));
+        events.extend(segs.into_iter().map(Ok));
+    };
+    feed_tag(&mut s, true, 0, &video_config());
+    feed_tag(&mut s, false, 0, &audio_config());
+    let mut a = 0u32;
+    for i in 0..(30 * 7) {
+        while a * 1024 * 1000 / 48000 <= i * 1000 / 30 {
+            feed_tag(&mut s, false, a * 1024 * 1000 / 48000, &audio_frame());
+            a += 1;
+        }
+        feed_tag(&mut s, true, i * 1000 / 30, &video_frame(i % 60 == 0, 66));
+    }
+    let segs = s.flush().unwrap();
+    events.extend(s.take_parts().into_iter().map(Err));
+    events.extend(segs.into_iter().map(Ok));
+
+    let mut pending: Vec<Part> = Vec::new();
+    let mut checked = 0;
+    for ev in events {
+        match ev {
+            Err(part) => pending.push(part),
+            Ok(seg) => {
+                let (mine, rest): (Vec<Part>, Vec<Part>) =
+                    pending.into_iter().partition(|p| p.rendition == seg.rendition);
+                pending = rest;
+                assert!(!mine.is_empty(), "segment {} {} has parts", seg.rendition, seg.sequence);
+                let joined: Vec<u8> = mine.iter().flat_map(|p| p.data.to_vec()).collect();
+                assert_eq!(joined, seg.data.to_vec(), "{} {}", seg.rendition, seg.sequence);
+                for (i, p) in mine.iter().enumerate() {
+                    assert_eq!(
+                        (p.sequence, p.index as usize, p.audio_group),
+                        (seg.sequence, i, seg.audio_group)
+                    );
+                    assert_eq!(p.init, seg.init);
+                    let expect: &[&str] = if i == 0 {
+                        &["styp", "moof", "mdat"]
+                    } else {
+                        &["moof", "mdat"]
+                    };
+                    assert_eq!(boxes(&p.data), (expect.iter().map(|b| (*b).to_owned()).collect(), 1));
+                    if i + 1 < mine.len() {
+                        assert!(
+                            (180_000..=220_000).contains(&p.duration_us),
+                            "{}: part {i} {} us",
+                            seg.rendition,
+                            p.duration_us
+                        );
+                    }
+                    assert_eq!(p.independent, i == 0 || seg.audio_group, "{} part {i}", seg.rendition);
+                }
+                let total: u64 = mine.iter().map(|p| p.duration_us).sum();
+                assert!(
+                    total.abs_diff(seg.duration_us) <= 21_334,
+                    "{total} vs {}",
+                    seg.duration_us
+                );
+                if seg.duration_us >= 1_990_000 {
+                    assert!(
+                        (9..=11).contains(&mine.len()),
+                        "{}: {} parts",
+                        seg.rendition,
+                        mine.len()
+                    );
+                }
+                checked += 1;
+            }
+        }
+    }
+    assert!(pending.is_empty(), "every part belongs to a segment");
+    assert_eq!(checked, 8, "4 video and 4 audio segments");
+}
+
+/// An audio-only stream has parts too; MPEG-TS has none.
+#[test]
+fn audio_only_streams_have_parts_and_ts_has_none() {
+    let mut s = segmenter(2000).with_part_target(Some(Duration::from_millis(200)));
+    let mut segs = s.audio(0, &audio_config()).unwrap();
+    for a in 0..(48_000 * 5 / 1024) {
+        segs.extend(s.audio(a * 1024 * 1000 / 48_000, &audio_frame()).unwrap());
+    }
+    segs.extend(s.flush().unwrap());
+    let parts = s.take_parts();
+    let joined: Vec<u8> = parts
+        .iter()
+        .filter(|p| p.sequence == segs[0].sequence)
+        .flat_map(|p| p.data.to_vec())
+        .collect();
+    assert_eq!(joined, segs[0].data.to_vec());
+    assert!(parts.iter().all(|p| p.rendition == "source" && !p.audio_group));
+    assert!(parts.len() >= 20, "{} parts in 5 s", parts.len());
+
+    let mut ts = Segmenter::new(
+        "s".into(),
+        1,
+        Container::Ts,
+        Duration::from_secs(2),
+        1 << 20,
+        Timeline::default(),
+    )
+    .with_part_target(Some(Duration::from_millis(200)));
+    assert!(!feed(&mut ts, 0, 5, true).is_empty());
+    assert!(ts.take_parts().is_empty());
+}

@@ -9,12 +9,12 @@ use tokio::time::timeout;
 use tracing::{debug, warn};
 
 use super::*;
+use crate::IngestEvent;
 use crate::clock::{Clock, Timeline};
 use crate::error::{Error, Result};
 use crate::flv_stream::{self, TAG_AUDIO};
 use crate::segmenter::Segmenter;
 use crate::server::Shared;
-use crate::{IngestEvent, Segment};
 
 /// How a rung reader ended.
 #[derive(Debug)]
@@ -56,13 +56,15 @@ impl RungReader {
             cfg.max_segment_bytes,
             self.timeline,
         )
-        .for_rung(&self.name, Clock::fixed(self.timeline.next_start_ms, self.offset_ms));
+        .for_rung(&self.name, Clock::fixed(self.timeline.next_start_ms, self.offset_ms))
+        .with_part_target(cfg.part_target);
         let mut reader = flv_stream::Reader::new(socket, cfg.max_message_size);
         let result = self.read(&mut reader, &mut segmenter).await;
         match segmenter.flush() {
             Ok(segs) => {
-                for seg in segs {
-                    let sent = timeout(READER_GRACE, self.send(seg)).await;
+                let parts = segmenter.take_parts().into_iter().map(IngestEvent::Part);
+                for ev in parts.chain(segs.into_iter().map(IngestEvent::Segment)) {
+                    let sent = timeout(READER_GRACE, self.send(ev)).await;
                     if !matches!(sent, Ok(Ok(()))) {
                         warn!("final rung segment dropped: event receiver is not reading");
                     }
@@ -95,22 +97,25 @@ impl RungReader {
                 TAG_AUDIO => segmenter.audio(tag.ts_ms, &tag.body)?,
                 _ => continue,
             };
-            for s in segments {
-                self.send(s).await?;
+            let parts = segmenter.take_parts().into_iter().map(IngestEvent::Part);
+            for ev in parts.chain(segments.into_iter().map(IngestEvent::Segment)) {
+                self.send(ev).await?;
             }
         }
     }
 
-    async fn send(&self, s: Segment) -> Result<()> {
-        debug!(
-            sequence = s.sequence,
-            duration_us = s.duration_us,
-            bytes = s.data.len(),
-            "segment"
-        );
+    async fn send(&self, ev: IngestEvent) -> Result<()> {
+        if let IngestEvent::Segment(s) = &ev {
+            debug!(
+                sequence = s.sequence,
+                duration_us = s.duration_us,
+                bytes = s.data.len(),
+                "segment"
+            );
+        }
         self.shared
             .events
-            .send(IngestEvent::Segment(s))
+            .send(ev)
             .await
             .map_err(|_| Error::Rtmp("event receiver dropped".into()))
     }

@@ -21,6 +21,8 @@ pub struct Harness {
     pub rx: mpsc::Receiver<IngestEvent>,
     /// Segments of the audio rendition that [`Harness::segment`] stepped over, in order.
     pub audio: Vec<Segment>,
+    /// Parts that [`Harness::event`] and [`Harness::segment`] stepped over, in order.
+    pub parts: Vec<ingest::Part>,
     stop: Option<oneshot::Sender<()>>,
     server: Option<JoinHandle<ingest::Result<()>>>,
 }
@@ -51,6 +53,7 @@ pub async fn start(cfg: IngestConfig) -> Harness {
         port,
         rx,
         audio: Vec::new(),
+        parts: Vec::new(),
         stop: Some(stop),
         server: Some(server),
     }
@@ -61,12 +64,19 @@ impl Harness {
         format!("rtmp://127.0.0.1:{}/live/{key}", self.port)
     }
 
-    /// Next event, or panic after `secs`.
+    /// Next event other than a part (those go to [`Harness::parts`]), or panic after `secs`.
     pub async fn event(&mut self, secs: u64) -> IngestEvent {
-        timeout(Duration::from_secs(secs), self.rx.recv())
-            .await
-            .expect("timed out waiting for an ingest event")
-            .expect("event channel closed")
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+        loop {
+            let ev = tokio::time::timeout_at(deadline, self.rx.recv())
+                .await
+                .expect("timed out waiting for an ingest event")
+                .expect("event channel closed");
+            match ev {
+                IngestEvent::Part(p) => self.parts.push(p),
+                ev => return ev,
+            }
+        }
     }
 
     /// Next video (or muxed, or audio-only) segment, skipping other events; segments of the
@@ -79,6 +89,7 @@ impl Harness {
                 .expect("timed out waiting for a segment")
                 .expect("event channel closed");
             match ev {
+                IngestEvent::Part(p) => self.parts.push(p),
                 IngestEvent::Segment(s) if s.audio_group => self.audio.push(s),
                 IngestEvent::Segment(s) => return s,
                 _ => {}
