@@ -11,6 +11,9 @@ use crate::objects::{
     AnnounceRendition, BlobRef, Container, Hints, LogHead, ManifestRoot, Rendition, RenditionKind, SegmentRef, Signed,
     StreamAnnounce, check_rendition_name, limits,
 };
+use crate::part::SignedPart;
+pub use crate::part_signer::NewPart;
+use crate::part_signer::PartSigner;
 use crate::playlist::{init_path, segment_path};
 use crate::store::StreamStore;
 use crate::{Error, Hash, Result, StreamId, StreamKey, now_ms};
@@ -25,6 +28,11 @@ pub struct SignerConfig {
     pub retain_segments: Option<usize>,
     /// Target duration when the source does not give one, seconds.
     pub target_duration: u64,
+    /// The stream has signed parts ([`StreamSigner::sign_part`]). After a restart each
+    /// rendition then resumes one media sequence number further on, in a fresh window: the
+    /// parts of a segment in progress at a crash were signed under the number that segment
+    /// would have had, and a new segment under it would equivocate.
+    pub parts: bool,
 }
 
 impl Default for SignerConfig {
@@ -33,6 +41,7 @@ impl Default for SignerConfig {
             window: 8,
             retain_segments: Some(1800),
             target_duration: 2,
+            parts: false,
         }
     }
 }
@@ -153,6 +162,10 @@ pub struct StreamSigner {
     announce_seq: Option<u64>,
     /// Summed segment durations per rendition over the whole log, microseconds.
     logged_us: HashMap<String, u64>,
+    /// The PART chains of the segments in progress.
+    parts: PartSigner,
+    /// Renditions whose next segment starts a fresh window (after a restart with parts).
+    fresh_window: HashSet<String>,
 }
 
 impl StreamSigner {
@@ -197,13 +210,23 @@ impl StreamSigner {
         for e in &entries {
             *logged_us.entry(e.rendition.clone()).or_default() += e.segment.dur_us;
         }
+        let mut next_seq = next_seqs(&entries);
+        let mut fresh_window = HashSet::new();
+        if cfg.parts {
+            for r in &renditions {
+                *next_seq.entry(r.name.clone()).or_insert(0) += 1;
+                fresh_window.insert(r.name.clone());
+            }
+        }
         let mut signer = StreamSigner {
             logged_us,
+            parts: PartSigner::default(),
+            fresh_window,
             key,
             store,
             cfg,
             pending_disc: renditions.iter().map(|r| r.name.clone()).collect(),
-            next_seq: next_seqs(&entries),
+            next_seq,
             latest,
             renditions,
             log,
@@ -225,6 +248,26 @@ impl StreamSigner {
     /// one signed before.
     pub fn media_time_ms(&self) -> u64 {
         self.logged_us.values().max().copied().unwrap_or(0).div_ceil(1000)
+    }
+
+    /// Signs a PART statement for a part of the segment in progress of its rendition, under
+    /// the media sequence number that segment will get (PROTOCOL §16). The segment, when
+    /// published, must be exactly the parts signed for it.
+    pub fn sign_part(&mut self, p: NewPart) -> Result<SignedPart> {
+        let window_next = self
+            .renditions
+            .iter()
+            .find(|r| r.name == p.rendition)
+            .filter(|r| !r.ended && !self.fresh_window.contains(&r.name))
+            .and_then(|r| r.segments.last())
+            .map_or(0, |s| s.seq + 1);
+        let seq = window_next.max(self.next_seq.get(&p.rendition).copied().unwrap_or(0));
+        self.parts.sign(&self.key, seq, p, crate::now_ms())
+    }
+
+    /// The last PART signed for `rendition` since this signer was opened.
+    pub fn latest_part(&self, rendition: &str) -> Option<&SignedPart> {
+        self.parts.latest(rendition)
     }
 
     pub fn stream_id(&self) -> StreamId {
@@ -377,6 +420,9 @@ impl StreamSigner {
         let resumed = self.pending_disc.remove(&seg.rendition);
         let r = &mut self.renditions[idx];
         let mut disc = seg.discontinuity || r.ended || resumed;
+        if self.fresh_window.remove(&seg.rendition) {
+            r.ended = true; // dropped like an ended window's, below
+        }
         if r.ended {
             // A playlist must not go on after EXT-X-ENDLIST (RFC 8216 §6.2.1): a stream that
             // comes back after a real end starts a fresh window, none of the ended playlist's
@@ -428,6 +474,7 @@ impl StreamSigner {
         let window_next = r.segments.last().map_or(0, |s| s.seq + 1);
         let next = self.next_seq.entry(seg.rendition.clone()).or_insert(0);
         let seq = window_next.max(*next);
+        self.parts.check_segment(&seg.rendition, seq, &hash)?;
         *next = seq + 1;
         let r = &mut self.renditions[idx];
         // The very first segment of a rendition has nothing to be discontinuous with.

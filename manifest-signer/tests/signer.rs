@@ -93,6 +93,7 @@ async fn retention_prunes_old_segments_but_the_log_keeps_them() {
         window: 2,
         retain_segments: Some(3),
         target_duration: 2,
+        parts: false,
     };
     let mut signer = StreamSigner::open(key(), dir.path(), cfg).unwrap();
     for i in 0..6 {
@@ -119,6 +120,7 @@ async fn retention_never_prunes_a_stalled_renditions_window() {
         window: 2,
         retain_segments: Some(4),
         target_duration: 2,
+        parts: false,
     };
     let mut signer = StreamSigner::open(key(), dir.path(), cfg).unwrap();
     let rung = |i: u32| NewSegment {

@@ -851,6 +851,7 @@ mod tests {
             window: 4,
             retain_segments: None,
             target_duration: 1,
+            parts: false,
         };
         let mut signer = StreamSigner::open(StreamKey::from_seed([9; 32]), odir.path(), cfg).unwrap();
         let id = signer.stream_id();
@@ -878,6 +879,7 @@ mod tests {
             window: 3,
             retain_segments: None,
             target_duration: 1,
+            parts: false,
         };
         let mut signer = StreamSigner::open(StreamKey::from_seed([8; 32]), odir.path(), cfg).unwrap();
         let id = signer.stream_id();

@@ -90,6 +90,7 @@ async fn node(
             window: cfg.stream.window,
             retain_segments: (cfg.stream.retain > 0).then_some(cfg.stream.retain),
             target_duration: cfg.rtmp.segment_seconds,
+            parts: false,
         };
         Some(StreamSigner::open(key, data_dir, signer_cfg).context("opening the stream store")?)
     };

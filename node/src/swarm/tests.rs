@@ -94,6 +94,7 @@ async fn origin() -> Origin {
             window: 8,
             retain_segments: None,
             target_duration: 1,
+            parts: false,
         },
     )
     .unwrap();

@@ -1,0 +1,328 @@
+//! LL-HLS media playlists (RFC 8216bis, Apple's Low-Latency HLS): the classic media playlist of
+//! a signed rendition plus its signed parts, rendered deterministically from (manifest
+//! rendition, PART statements), so that every node holding the same signed state serves the
+//! same bytes. Classic players ignore the LL tags and play the same URL.
+//!
+//! Parts are content-addressed like segments (`seg/<hash>.m4s`); the preload hint names the
+//! next part by position (`part/<rendition>/<seq>.<part>.m4s`), which an origin serves once it
+//! is signed.
+
+use std::fmt::Write;
+
+use crate::Hash;
+use crate::objects::Rendition;
+use crate::playlist::{format_pdt, init_path, segment_path};
+
+/// One signed part as the playlist lists it (from its PART statement).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LivePart {
+    pub seq: u64,
+    pub part: u16,
+    pub dur_us: u32,
+    pub hash: Hash,
+    pub independent: bool,
+}
+
+/// Where another rendition stands, for `EXT-X-RENDITION-REPORT`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RenditionReport {
+    pub name: String,
+    pub last_msn: u64,
+    pub last_part: Option<u16>,
+}
+
+/// The low-latency inputs of one rendition's playlist.
+#[derive(Clone, Debug)]
+pub struct LowLatency<'a> {
+    /// `PART-TARGET`, microseconds: at least every part's duration.
+    pub part_target_us: u64,
+    /// This rendition's signed parts in (seq, part) order: those of window segments and of
+    /// the segment in progress (seq after the window's last).
+    pub parts: &'a [LivePart],
+    /// The segment in progress begins with a discontinuity (a new publish).
+    pub in_progress_disc: bool,
+    /// Init segment of the segment in progress, when it is not the window's last one's.
+    pub in_progress_init: Option<Hash>,
+    /// The other renditions of the stream.
+    pub reports: &'a [RenditionReport],
+    /// A delta update was asked for (`_HLS_skip=YES`).
+    pub skip: bool,
+}
+
+/// Microseconds as seconds with `digits` fraction digits (3 or 6).
+fn secs(us: u64, digits: u32) -> String {
+    let div = 10u64.pow(6 - digits);
+    let v = us.div_ceil(div);
+    let unit = 10u64.pow(digits);
+    format!("{}.{:0width$}", v / unit, v % unit, width = digits as usize)
+}
+
+/// The parts of segment `seq` when they are all there: indices 0, 1, … with no gap.
+fn parts_of(parts: &[LivePart], seq: u64) -> Option<&[LivePart]> {
+    let start = parts.iter().position(|p| p.seq == seq)?;
+    let len = parts[start..].iter().take_while(|p| p.seq == seq).count();
+    let run = &parts[start..start + len];
+    run.iter()
+        .enumerate()
+        .all(|(i, p)| usize::from(p.part) == i)
+        .then_some(run)
+}
+
+fn write_parts(out: &mut String, parts: &[LivePart]) {
+    for p in parts {
+        let _ = write!(
+            out,
+            "#EXT-X-PART:DURATION={},URI=\"seg/{}.m4s\"",
+            secs(u64::from(p.dur_us), 6),
+            p.hash
+        );
+        if p.independent {
+            out.push_str(",INDEPENDENT=YES");
+        }
+        out.push('\n');
+    }
+}
+
+/// Where a rendition stands: the media sequence number of its last (possibly partial)
+/// segment, and the index of the last part of it, if known.
+pub fn last_position(r: &Rendition, parts: &[LivePart]) -> Option<(u64, Option<u16>)> {
+    let last_seg = r.segments.last().map(|s| s.seq);
+    match (parts.last(), last_seg) {
+        (Some(p), Some(s)) if p.seq > s => Some((p.seq, Some(p.part))),
+        (Some(p), None) => Some((p.seq, Some(p.part))),
+        (_, Some(s)) => Some((s, parts_of(parts, s).and_then(|run| run.last()).map(|p| p.part))),
+        (None, None) => None,
+    }
+}
+
+/// The LL-HLS media playlist of an fMP4 rendition.
+pub fn render_media_ll(r: &Rendition, ll: &LowLatency<'_>) -> String {
+    let td = r.target_duration;
+    let skip_until_us = 6 * td * 1_000_000;
+    let total: u64 = r.segments.iter().map(|s| s.dur_us).sum();
+    // A delta update leaves out the segments that start more than CAN-SKIP-UNTIL before the end.
+    let mut skipped = 0;
+    if ll.skip {
+        let mut start = 0;
+        for s in &r.segments {
+            if total - start <= skip_until_us {
+                break;
+            }
+            start += s.dur_us;
+            skipped += 1;
+        }
+    }
+    let mut out = String::with_capacity(512 + r.segments.len() * 160 + ll.parts.len() * 100);
+    let _ = write!(
+        out,
+        "#EXTM3U\n#EXT-X-VERSION:{}\n#EXT-X-TARGETDURATION:{td}\n",
+        if skipped > 0 { 9 } else { 6 }
+    );
+    let _ = writeln!(
+        out,
+        "#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES,CAN-SKIP-UNTIL={}.0,PART-HOLD-BACK={}",
+        6 * td,
+        secs(3 * ll.part_target_us, 3)
+    );
+    let _ = writeln!(out, "#EXT-X-PART-INF:PART-TARGET={}", secs(ll.part_target_us, 3));
+    let _ = write!(
+        out,
+        "#EXT-X-MEDIA-SEQUENCE:{}\n#EXT-X-DISCONTINUITY-SEQUENCE:{}\n",
+        r.media_sequence(0),
+        r.disc_seq
+    );
+    if skipped > 0 {
+        let _ = writeln!(out, "#EXT-X-SKIP:SKIPPED-SEGMENTS={skipped}");
+    }
+    // Parts are listed for the segments that end within the last three target durations.
+    let parts_from_us = total.saturating_sub(3 * td * 1_000_000);
+    let mut current_init: Option<Hash> = None;
+    let mut at_us: u64 = r.segments.iter().take(skipped).map(|s| s.dur_us).sum();
+    for s in r.segments.iter().skip(skipped) {
+        if s.disc {
+            out.push_str("#EXT-X-DISCONTINUITY\n");
+        }
+        if let Some(init) = s.init
+            && current_init != Some(init)
+        {
+            let _ = writeln!(out, "#EXT-X-MAP:URI=\"{}\"", init_path(&init));
+            current_init = Some(init);
+        }
+        if let Some(pdt) = s.pdt_ms {
+            let _ = writeln!(out, "#EXT-X-PROGRAM-DATE-TIME:{}", format_pdt(pdt));
+        }
+        at_us += s.dur_us;
+        if at_us > parts_from_us
+            && let Some(run) = parts_of(ll.parts, s.seq)
+        {
+            write_parts(&mut out, run);
+        }
+        let _ = write!(
+            out,
+            "#EXTINF:{}.{:06},\n{}\n",
+            s.dur_us / 1_000_000,
+            s.dur_us % 1_000_000,
+            segment_path(&s.hash, r.container)
+        );
+    }
+    if r.ended {
+        out.push_str("#EXT-X-ENDLIST\n");
+        return out;
+    }
+    // The segment in progress: its parts so far, then a hint of the next one.
+    let next_seq = r.segments.last().map(|s| s.seq + 1);
+    let in_progress = match next_seq {
+        Some(n) => ll.parts.iter().find(|p| p.seq >= n).map(|p| p.seq).unwrap_or(n),
+        None => ll.parts.first().map_or(0, |p| p.seq),
+    };
+    let run = parts_of(ll.parts, in_progress).unwrap_or_default();
+    if !run.is_empty() {
+        if ll.in_progress_disc && next_seq.is_some() {
+            out.push_str("#EXT-X-DISCONTINUITY\n");
+        }
+        if let Some(init) = ll.in_progress_init
+            && current_init != Some(init)
+        {
+            let _ = writeln!(out, "#EXT-X-MAP:URI=\"{}\"", init_path(&init));
+        }
+        write_parts(&mut out, run);
+    }
+    let _ = writeln!(
+        out,
+        "#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"part/{}/{in_progress}.{}.m4s\"",
+        r.name,
+        run.len()
+    );
+    for rep in ll.reports {
+        let _ = write!(
+            out,
+            "#EXT-X-RENDITION-REPORT:URI=\"{}.m3u8\",LAST-MSN={}",
+            rep.name, rep.last_msn
+        );
+        if let Some(p) = rep.last_part {
+            let _ = write!(out, ",LAST-PART={p}");
+        }
+        out.push('\n');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::objects::{Container, SegmentRef};
+
+    fn rendition(segments: u64) -> Rendition {
+        let init = Hash::of(b"init");
+        Rendition {
+            name: "source".into(),
+            container: Container::Fmp4,
+            target_duration: 1,
+            disc_seq: 0,
+            init: None,
+            segments: (0..segments)
+                .map(|seq| SegmentRef {
+                    seq,
+                    dur_us: 1_000_000,
+                    hash: Hash::of(&seq.to_be_bytes()),
+                    size: 100,
+                    disc: false,
+                    pdt_ms: Some(1_800_000_000_000 + seq * 1000),
+                    init: Some(init),
+                    independent: None,
+                })
+                .collect(),
+            ended: false,
+            codecs: None,
+            bandwidth: None,
+            average_bandwidth: None,
+            resolution: None,
+            frame_rate_milli: None,
+            kind: None,
+            channels: None,
+        }
+    }
+
+    fn parts(seqs: std::ops::Range<u64>, per: u16) -> Vec<LivePart> {
+        seqs.flat_map(|seq| {
+            (0..per).map(move |part| LivePart {
+                seq,
+                part,
+                dur_us: 200_000,
+                hash: Hash::of(&[seq as u8, part as u8]),
+                independent: part == 0,
+            })
+        })
+        .collect()
+    }
+
+    #[test]
+    fn parts_of_recent_segments_and_the_one_in_progress_then_a_hint() {
+        let r = rendition(8);
+        let mut list = parts(4..8, 5);
+        list.extend(parts(8..9, 2));
+        let reports = [RenditionReport {
+            name: "audio".into(),
+            last_msn: 8,
+            last_part: Some(1),
+        }];
+        let ll = LowLatency {
+            part_target_us: 220_000,
+            parts: &list,
+            in_progress_disc: false,
+            in_progress_init: None,
+            reports: &reports,
+            skip: false,
+        };
+        let text = render_media_ll(&r, &ll);
+        assert!(text.starts_with(
+            "#EXTM3U\n#EXT-X-VERSION:6\n#EXT-X-TARGETDURATION:1\n#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES,CAN-SKIP-UNTIL=6.0,PART-HOLD-BACK=0.660\n#EXT-X-PART-INF:PART-TARGET=0.220\n#EXT-X-MEDIA-SEQUENCE:0\n"
+        ), "{text}");
+        // Segments 5, 6 and 7 end within the last 3 s: their parts are listed; 4's are not.
+        assert_eq!(text.matches("#EXT-X-PART:").count(), 3 * 5 + 2, "{text}");
+        assert_eq!(text.matches("INDEPENDENT=YES").count(), 4, "{text}");
+        assert!(text.contains("#EXT-X-PART:DURATION=0.200000,URI=\"seg/"), "{text}");
+        assert!(text.ends_with(
+            "#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"part/source/8.2.m4s\"\n#EXT-X-RENDITION-REPORT:URI=\"audio.m3u8\",LAST-MSN=8,LAST-PART=1\n"
+        ), "{text}");
+        assert_eq!(last_position(&r, &list), Some((8, Some(1))));
+        assert_eq!(render_media_ll(&r, &ll), text, "deterministic");
+
+        // A delta update skips what starts more than 6 target durations before the end.
+        let skip = LowLatency {
+            skip: true,
+            ..ll.clone()
+        };
+        let delta = render_media_ll(&r, &skip);
+        assert!(delta.contains("#EXT-X-VERSION:9\n"), "{delta}");
+        assert!(delta.contains("#EXT-X-SKIP:SKIPPED-SEGMENTS=2\n"), "{delta}");
+        assert_eq!(delta.matches("#EXTINF").count(), 6);
+
+        // An ended rendition: no hint, no parts in progress.
+        let mut ended = r.clone();
+        ended.ended = true;
+        let text = render_media_ll(&ended, &ll);
+        assert!(
+            text.ends_with("#EXT-X-ENDLIST\n") && !text.contains("PRELOAD-HINT"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn an_incomplete_run_of_parts_is_not_listed() {
+        let r = rendition(3);
+        let mut list = parts(2..3, 5);
+        list.remove(0); // part 0 of segment 2 missing
+        let ll = LowLatency {
+            part_target_us: 220_000,
+            parts: &list,
+            in_progress_disc: false,
+            in_progress_init: None,
+            reports: &[],
+            skip: false,
+        };
+        let text = render_media_ll(&r, &ll);
+        assert!(!text.contains("#EXT-X-PART:"), "{text}");
+        assert!(text.contains("URI=\"part/source/3.0.m4s\""), "{text}");
+    }
+}
