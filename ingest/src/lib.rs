@@ -344,6 +344,8 @@ pub struct Part {
     pub duration_us: u64,
     /// It begins with a keyframe (always, for audio): a player can start at it.
     pub independent: bool,
+    /// Its segment will carry [`Segment::discontinuity`].
+    pub discontinuity: bool,
     /// Earliest presentation time in the part on the stream's timeline, microseconds.
     pub start_pts_us: u64,
 }

@@ -207,6 +207,47 @@ pub fn render_media_ll(r: &Rendition, ll: &LowLatency<'_>) -> String {
     out
 }
 
+/// The classic playlist inside an LL-HLS one: without the low-latency tags and without what
+/// follows the last segment but `EXT-X-ENDLIST` (the segment in progress). For a playlist
+/// rendered by [`render_media_ll`] without a delta update, this is exactly
+/// [`crate::playlist::render_media`] of the same rendition.
+pub fn classic_of(ll: &str) -> String {
+    const LL_TAGS: [&str; 6] = [
+        "#EXT-X-SERVER-CONTROL:",
+        "#EXT-X-PART-INF:",
+        "#EXT-X-PART:",
+        "#EXT-X-PRELOAD-HINT:",
+        "#EXT-X-RENDITION-REPORT:",
+        "#EXT-X-SKIP:",
+    ];
+    let lines: Vec<&str> = ll
+        .lines()
+        .filter(|l| !LL_TAGS.iter().any(|t| l.starts_with(t)))
+        .collect();
+    let last_uri = lines.iter().rposition(|l| !l.starts_with('#') && !l.is_empty());
+    let mut out = String::with_capacity(ll.len());
+    for (i, l) in lines.iter().enumerate() {
+        if last_uri.is_none_or(|u| i > u) && i > 0 && *l != "#EXT-X-ENDLIST" && !is_header(l) {
+            continue;
+        }
+        out.push_str(l);
+        out.push('\n');
+    }
+    out
+}
+
+/// The playlist-wide tags before the first segment.
+fn is_header(line: &str) -> bool {
+    [
+        "#EXT-X-VERSION:",
+        "#EXT-X-TARGETDURATION:",
+        "#EXT-X-MEDIA-SEQUENCE:",
+        "#EXT-X-DISCONTINUITY-SEQUENCE:",
+    ]
+    .iter()
+    .any(|t| line.starts_with(t))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -286,6 +327,22 @@ mod tests {
             "#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"part/source/8.2.m4s\"\n#EXT-X-RENDITION-REPORT:URI=\"audio.m3u8\",LAST-MSN=8,LAST-PART=1\n"
         ), "{text}");
         assert_eq!(last_position(&r, &list), Some((8, Some(1))));
+        assert_eq!(classic_of(&text), crate::playlist::render_media(&r), "{text}");
+        let disc = LowLatency {
+            in_progress_disc: true,
+            in_progress_init: Some(Hash::of(b"new")),
+            ..ll.clone()
+        };
+        assert_eq!(
+            classic_of(&render_media_ll(&r, &disc)),
+            crate::playlist::render_media(&r)
+        );
+        let mut none = rendition(0);
+        none.segments.clear();
+        assert_eq!(
+            classic_of(&render_media_ll(&none, &ll)),
+            crate::playlist::render_media(&none)
+        );
         assert_eq!(render_media_ll(&r, &ll), text, "deterministic");
 
         // A delta update skips what starts more than 6 target durations before the end.
@@ -306,6 +363,7 @@ mod tests {
             text.ends_with("#EXT-X-ENDLIST\n") && !text.contains("PRELOAD-HINT"),
             "{text}"
         );
+        assert_eq!(classic_of(&text), crate::playlist::render_media(&ended));
     }
 
     #[test]

@@ -265,6 +265,24 @@ impl StreamSigner {
         self.parts.sign(&self.key, seq, p, crate::now_ms())
     }
 
+    /// After a segment could not be signed: where parts were signed under the number it would
+    /// have had, that number is spent (another segment under it would contradict them), and
+    /// the rendition goes on one further, in a fresh window.
+    fn burn_signed_parts(&mut self, renditions: &[String]) {
+        for name in renditions {
+            let Some(latest) = self.parts.latest(name) else {
+                continue;
+            };
+            let seq = latest.body.seq;
+            let next = self.next_seq.entry(name.clone()).or_insert(0);
+            if seq >= *next {
+                *next = seq + 1;
+                self.fresh_window.insert(name.clone());
+                tracing::warn!(rendition = %name, seq, "segment not signed after its parts were: its number is skipped");
+            }
+        }
+    }
+
     /// The last PART signed for `rendition` since this signer was opened.
     pub fn latest_part(&self, rendition: &str) -> Option<&SignedPart> {
         self.parts.latest(rendition)
@@ -310,12 +328,14 @@ impl StreamSigner {
             self.meters.clone(),
         );
         let mut entries = Vec::with_capacity(batch.len());
+        let names: Vec<String> = batch.iter().map(|s| s.rendition.clone()).collect();
         let added = batch.into_iter().try_for_each(|seg| {
             entries.push(self.add_segment(seg)?);
             Ok(())
         });
         if let Err(e) = added.and_then(|()| self.store.append_log(&entries)) {
             (self.renditions, self.next_seq, self.pending_disc, self.meters) = undo;
+            self.burn_signed_parts(&names);
             return Err(e);
         }
         for e in entries {

@@ -106,3 +106,33 @@ fn a_restart_never_reuses_the_number_of_a_segment_in_progress() {
     assert_eq!(seqs, [3], "a fresh window: its numbers stay consecutive");
     assert!(r.segments[0].disc);
 }
+
+/// A segment that cannot be signed after its parts were: its number is spent, and the next
+/// segment with its own parts is signed one number on, in a fresh window.
+#[test]
+fn a_segment_lost_after_its_parts_spends_its_number() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut signer = StreamSigner::open(key(), dir.path(), config()).unwrap();
+    let (parts, segment) = parts_and_segment(0);
+    for p in parts {
+        signer.sign_part(p).unwrap();
+    }
+    signer.publish(vec![segment]).unwrap();
+    let (parts, _) = parts_and_segment(1);
+    for p in parts {
+        signer.sign_part(p).unwrap();
+    }
+    // Segment 1 is refused (here: its bytes are not its parts; on a node, a full disk).
+    let (_, mut bad) = parts_and_segment(1);
+    bad.data = Arc::from(&b"not the parts"[..]);
+    assert!(signer.publish(vec![bad]).is_err());
+    let (parts, segment) = parts_and_segment(2);
+    for p in parts {
+        assert_eq!(signer.sign_part(p).unwrap().body.seq, 2);
+    }
+    let m = signer.publish(vec![segment]).unwrap();
+    assert_eq!(
+        m.body.renditions[0].segments.iter().map(|s| s.seq).collect::<Vec<_>>(),
+        [2]
+    );
+}

@@ -85,6 +85,8 @@ pub struct Catalog {
     publisher_advice: Mutex<Vec<String>>,
     /// Followed streams whose served manifest lags a newer verified one (set by the replica).
     lag: Mutex<crate::lag::Lag>,
+    /// Signed parts for LL-HLS (the origin's own streams).
+    parts: crate::parts::PartStore,
 }
 
 /// Updates a slow subscriber may fall behind by before it misses some (it then sees `Lagged`
@@ -104,7 +106,18 @@ impl Catalog {
             updates: tokio::sync::broadcast::channel(UPDATES_BACKLOG).0,
             publisher_advice: Mutex::new(Vec::new()),
             lag: Mutex::new(crate::lag::Lag::default()),
+            parts: crate::parts::PartStore::new(None),
         }
+    }
+
+    /// Serves LL-HLS with this `PART-TARGET` (microseconds) for the streams it signs parts of.
+    pub fn with_part_target(mut self, part_target_us: Option<u64>) -> Self {
+        self.parts = crate::parts::PartStore::new(part_target_us);
+        self
+    }
+
+    pub fn parts(&self) -> &crate::parts::PartStore {
+        &self.parts
     }
 
     /// Replaces the advice for the broadcaster (the source rendition's, of the current publish).
@@ -216,6 +229,7 @@ impl Catalog {
         let view = Arc::new(self.render(id, m, state.announce.latest().cloned()));
         state.view = Some(view.clone());
         let _ = self.updates.send(view.clone());
+        self.parts.notify();
         Ok(view)
     }
 

@@ -212,6 +212,10 @@ pub struct RunArgs {
     /// Target segment duration in seconds (cut at the first keyframe after it). Default 2.
     #[arg(long)]
     pub segment_seconds: Option<u64>,
+    /// LL-HLS part target in milliseconds: every part is signed and served as soon as it is
+    /// complete. 0 turns LL-HLS off. Ignored with --ts. Default 200.
+    #[arg(long)]
+    pub part_ms: Option<u64>,
     /// Package MPEG-TS instead of fMP4/CMAF (for legacy players).
     #[arg(long)]
     pub ts: bool,

@@ -106,6 +106,9 @@ pub struct RtmpConfig {
     /// Publish secret OBS uses as its stream key; generated once into DATA_DIR/keys/publish.secret if unset.
     pub stream_key: Option<String>,
     pub segment_seconds: u64,
+    /// LL-HLS part target in milliseconds (fMP4 only): each part is signed and served as it
+    /// completes. 0 turns parts (and LL-HLS) off.
+    pub part_ms: u64,
     /// MPEG-TS instead of fMP4/CMAF.
     pub ts: bool,
     /// ABR ladder presets transcoded by ffmpeg besides the source, e.g. "720p,480p"; "" for none.
@@ -133,6 +136,7 @@ impl Default for RtmpConfig {
             listen: SocketAddr::from(([0, 0, 0, 0], 1935)),
             stream_key: None,
             segment_seconds: 2,
+            part_ms: 200,
             ts: false,
             ladder: String::new(),
             ffmpeg: PathBuf::from("ffmpeg"),
@@ -160,6 +164,9 @@ impl RtmpConfig {
         }
         if let Some(s) = a.segment_seconds {
             self.segment_seconds = s;
+        }
+        if let Some(ms) = a.part_ms {
+            self.part_ms = ms;
         }
         if a.ts {
             self.ts = true;
@@ -192,6 +199,12 @@ impl RtmpConfig {
             (1..=60).contains(&self.segment_seconds),
             "rtmp.segment_seconds must be 1-60, not {}",
             self.segment_seconds
+        );
+        anyhow::ensure!(
+            self.part_ms == 0
+                || ((50..=5000).contains(&self.part_ms) && self.part_ms * 2 <= self.segment_seconds * 1000),
+            "rtmp.part_ms must be 0 (off) or 50-5000 and at most half a segment, not {}",
+            self.part_ms
         );
         anyhow::ensure!(
             (1..=4096).contains(&self.max_connections),

@@ -10,6 +10,7 @@ pub mod lag;
 pub mod logging;
 pub mod metrics;
 pub mod moq;
+pub mod parts;
 pub mod replica;
 mod rtmps;
 mod run;

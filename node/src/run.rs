@@ -75,6 +75,8 @@ async fn node(
             .await
             .context("--ladder")?;
     }
+    // LL-HLS parts: signed by the origin of an fMP4 stream.
+    let part_ms = Some(cfg.rtmp.part_ms).filter(|&ms| ms > 0 && !seed_only && !cfg.rtmp.ts && cfg.rtmp.enabled);
     let mut signer = if seed_only {
         None
     } else {
@@ -90,18 +92,18 @@ async fn node(
             window: cfg.stream.window,
             retain_segments: (cfg.stream.retain > 0).then_some(cfg.stream.retain),
             target_duration: cfg.rtmp.segment_seconds,
-            parts: false,
+            parts: part_ms.is_some(),
         };
         Some(StreamSigner::open(key, data_dir, signer_cfg).context("opening the stream store")?)
     };
     let stream_id = signer.as_ref().map(StreamSigner::stream_id);
 
     let metrics = Arc::new(Metrics::default());
-    let catalog = Arc::new(Catalog::new(
-        data_dir,
-        cfg.http.cache_mib * 1024 * 1024,
-        metrics.clone(),
-    ));
+    // PART-TARGET: parts close by 1.1 times the target at the latest (ingest's part rule).
+    let catalog = Arc::new(
+        Catalog::new(data_dir, cfg.http.cache_mib * 1024 * 1024, metrics.clone())
+            .with_part_target(part_ms.map(|ms| ms * 1100)),
+    );
     let loaded = catalog.load_from_disk();
     tracing::info!(streams = loaded, "loaded signed streams from the data directory");
     let replica = Arc::new(Replica::new(data_dir, catalog.clone(), cfg.stream.retain));
@@ -302,6 +304,7 @@ async fn node(
                     stream: STREAM.into(),
                 }],
                 target_duration: Duration::from_secs(cfg.rtmp.segment_seconds),
+                part_target: part_ms.map(Duration::from_millis),
                 container: if cfg.rtmp.ts {
                     ingest::Container::Ts
                 } else {
@@ -476,9 +479,7 @@ impl Signing<'_> {
                     Action::Wait => tracing::info!(session, ?reason, "publisher gone; the stream stays live"),
                 }
             }
-            // Parts are signed and served from the next step on (LL-HLS); the segment they
-            // make up is signed whole as before.
-            ingest::IngestEvent::Part(_) => {}
+            ingest::IngestEvent::Part(part) => self.sign_part(part),
             ingest::IngestEvent::Segment(mut seg) => {
                 if seg.rendition == "source" {
                     self.catalog.set_publisher_advice(&seg.advice);
@@ -518,6 +519,30 @@ impl Signing<'_> {
                         }
                     }
                 }
+            }
+        }
+    }
+
+    /// Signs a part of a segment in progress and keeps it for LL-HLS. A part that cannot be
+    /// signed is not served (its segment is still signed whole, or refused, later).
+    fn sign_part(&mut self, part: ingest::Part) {
+        let data = part.data.clone();
+        let new = manifest_signer::signer::NewPart {
+            rendition: part.rendition.clone(),
+            index: part.index,
+            data: Arc::from(&part.data[..]),
+            duration_us: part.duration_us,
+            independent: part.independent,
+        };
+        match self.signer.sign_part(new) {
+            Ok(signed) => {
+                let init = part.init.as_deref().map(manifest_signer::Hash::of);
+                let stream = self.signer.stream_id();
+                self.catalog.parts().add(stream, signed, data, init, part.discontinuity);
+            }
+            Err(e) => {
+                self.catalog.metrics().ingest_dropped();
+                tracing::warn!(rendition = %part.rendition, index = part.index, code = e.code(), error = %e, "part not signed; not served");
             }
         }
     }

@@ -141,6 +141,7 @@ impl Segmenter {
                     data,
                     duration_us: track.duration_us(),
                     independent: track.independent(),
+                    discontinuity: self.discontinuity,
                     start_pts_us: if t == V { track.first_pts_us } else { track.start_us },
                 });
             }

@@ -6,7 +6,8 @@
 //! GET /streams/<id>/master.m3u8 | <rendition>.m3u8   rendered from the verified manifest
 //! GET /streams/<id>/manifest.json | announce.json    exact signed wire bytes
 //! GET /streams/<id>/log.jsonl                        the Merkle log (archive proofs)
-//! GET /streams/<id>/seg/<blake3>.m4s|ts|mp4          immutable, from memory or disk
+//! GET /streams/<id>/seg/<blake3>.m4s|ts|mp4          immutable, from memory or disk (parts too)
+//! GET /streams/<id>/part/<rendition>/<seq>.<part>.m4s the LL-HLS preload hint's part, once signed
 //! GET /  /watch/<id>  /selftest  /assets/<file>      the web client
 //! GET /api/streams  /healthz  /metrics
 //! GET /tracker (WebSocket)                           the WebTorrent tracker, when enabled
@@ -15,6 +16,7 @@
 //! details go to the log only.
 
 mod body;
+mod ll;
 mod streams;
 mod web;
 
@@ -125,6 +127,7 @@ pub fn router(state: AppState) -> Router {
         .merge(tracker)
         .route("/streams/{id}/{file}", get(streams::file))
         .route("/streams/{id}/seg/{file}", get(streams::segment))
+        .route("/streams/{id}/part/{rendition}/{file}", get(streams::part))
         .route("/api/streams", get(web::api_streams))
         .route("/healthz", get(web::healthz))
         .route("/metrics", get(web::metrics))

@@ -11,7 +11,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, LazyLock};
 
-use axum::extract::{ConnectInfo, Path, State};
+use axum::extract::{ConnectInfo, Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
@@ -60,6 +60,7 @@ pub async fn file(
     State(state): State<AppState>,
     Path((id, file)): Path<(String, String)>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    RawQuery(query): RawQuery,
     headers: HeaderMap,
 ) -> Result<Response, HttpError> {
     let view = stream(&state, &id)?;
@@ -90,6 +91,12 @@ pub async fn file(
             respond(&headers, body, "application/x-ndjson", Caching::Live, None).await
         }
         name if name.ends_with(".m3u8") => {
+            if name != manifest_signer::playlist::MASTER
+                && let Some(resp) = super::ll::media(&state, view.clone(), name, query.as_deref(), &headers).await?
+            {
+                note_viewer(&state, &view, &headers, peer);
+                return Ok(resp);
+            }
             let pl = if name == manifest_signer::playlist::MASTER {
                 &view.master
             } else {
@@ -140,6 +147,16 @@ fn parse_segment_name(file: &str) -> Result<(Hash, &'static str, &'static str), 
     Ok((hex.parse().map_err(|_| BAD)?, ext, ctype))
 }
 
+/// `part/<rendition>/<seq>.<part>.m4s`, the preload hint's target.
+pub async fn part(
+    State(state): State<AppState>,
+    Path((id, rendition, file)): Path<(String, String, String)>,
+    headers: HeaderMap,
+) -> Result<Response, HttpError> {
+    let view = stream(&state, &id)?;
+    super::ll::part(&state, &view, &rendition, &file, &headers).await
+}
+
 pub async fn segment(
     State(state): State<AppState>,
     Path((id, file)): Path<(String, String)>,
@@ -149,6 +166,12 @@ pub async fn segment(
     let (hash, ext, ctype) = parse_segment_name(&file)?;
     let etag = format!("\"{hash}\"");
     let cache = state.catalog.cache();
+    if ext == "m4s"
+        && let Some(bytes) = state.catalog.parts().bytes(&view.id, &hash)
+    {
+        // A signed LL-HLS part (of the segment in progress, or of a recent one).
+        return respond(&headers, Source::Memory(bytes), ctype, Caching::Immutable, Some(&etag)).await;
+    }
     if let Some((cached_ext, bytes)) = cache.get(&hash) {
         if cached_ext != ext {
             return Err(HttpError::NotFound);

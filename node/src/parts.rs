@@ -1,0 +1,147 @@
+//! The signed parts an origin lists and serves for LL-HLS: per stream and rendition, the parts
+//! of the newest few media sequence numbers (the segment in progress and the last complete
+//! ones), their bytes, and a wakeup for blocking playlist reloads. Bounded: parts older than
+//! [`KEEP_SEGMENTS`] sequence numbers behind the newest are dropped.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Mutex;
+
+use bytes::Bytes;
+use manifest_signer::part::SignedPart;
+use manifest_signer::playlist_ll::LivePart;
+use manifest_signer::{Hash, StreamId};
+use tokio::sync::watch;
+
+/// Parts are kept for this many media sequence numbers back from the newest (the playlist
+/// lists those of the last three target durations and of the segment in progress).
+pub const KEEP_SEGMENTS: u64 = 5;
+/// Parts kept per rendition at most, whatever their numbers (10 ms parts of 60 s segments
+/// would otherwise be 30,000).
+const MAX_PARTS: usize = 2_000;
+
+#[derive(Debug)]
+struct Held {
+    signed: SignedPart,
+    data: Bytes,
+    init: Option<Hash>,
+    discontinuity: bool,
+}
+
+/// What a playlist needs of one rendition's parts.
+#[derive(Debug, Default)]
+pub struct RenditionParts {
+    pub parts: Vec<LivePart>,
+    /// The newest segment's parts begin a discontinuity.
+    pub in_progress_disc: bool,
+    /// The newest segment's init segment.
+    pub in_progress_init: Option<Hash>,
+}
+
+#[derive(Debug)]
+pub struct PartStore {
+    /// Declared `PART-TARGET`, microseconds; `None`: this node has no parts.
+    part_target_us: Option<u64>,
+    streams: Mutex<HashMap<StreamId, HashMap<String, VecDeque<Held>>>>,
+    changed: watch::Sender<u64>,
+}
+
+impl PartStore {
+    pub fn new(part_target_us: Option<u64>) -> Self {
+        PartStore {
+            part_target_us,
+            streams: Mutex::new(HashMap::new()),
+            changed: watch::channel(0).0,
+        }
+    }
+
+    /// `PART-TARGET` in microseconds, when this node serves LL-HLS.
+    pub fn part_target_us(&self) -> Option<u64> {
+        self.part_target_us
+    }
+
+    /// Keeps a part just signed (or verified) with its bytes, and wakes blocked reloads.
+    pub fn add(&self, stream: StreamId, signed: SignedPart, data: Bytes, init: Option<Hash>, discontinuity: bool) {
+        {
+            let mut streams = self.streams.lock().unwrap_or_else(|p| p.into_inner());
+            let list = streams
+                .entry(stream)
+                .or_default()
+                .entry(signed.body.rendition.clone())
+                .or_default();
+            let newest = signed.body.seq;
+            // A part before the newest one held would be a bug of the caller (the signer
+            // chains them); such a list starts over rather than going out of order.
+            if list
+                .back()
+                .is_some_and(|h| h.signed.body.position() >= signed.body.position())
+            {
+                list.clear();
+            }
+            list.push_back(Held {
+                signed,
+                data,
+                init,
+                discontinuity,
+            });
+            while list.front().is_some_and(|h| h.signed.body.seq + KEEP_SEGMENTS < newest) || list.len() > MAX_PARTS {
+                list.pop_front();
+            }
+        }
+        self.notify();
+    }
+
+    /// Wakes blocked playlist reloads (a part or a manifest arrived).
+    pub fn notify(&self) {
+        self.changed.send_modify(|v| *v = v.wrapping_add(1));
+    }
+
+    pub fn changed(&self) -> watch::Receiver<u64> {
+        self.changed.subscribe()
+    }
+
+    /// The parts of `rendition` held now, in order.
+    pub fn rendition(&self, stream: &StreamId, rendition: &str) -> RenditionParts {
+        let streams = self.streams.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(list) = streams.get(stream).and_then(|s| s.get(rendition)) else {
+            return RenditionParts::default();
+        };
+        let newest = list.back();
+        let first_of_newest = newest.and_then(|n| list.iter().find(|h| h.signed.body.seq == n.signed.body.seq));
+        RenditionParts {
+            parts: list
+                .iter()
+                .map(|h| LivePart {
+                    seq: h.signed.body.seq,
+                    part: h.signed.body.part,
+                    dur_us: h.signed.body.dur_us,
+                    hash: h.signed.body.hash,
+                    independent: h.signed.body.independent,
+                })
+                .collect(),
+            in_progress_disc: first_of_newest.is_some_and(|h| h.discontinuity),
+            in_progress_init: first_of_newest.and_then(|h| h.init),
+        }
+    }
+
+    /// The bytes of a held part, by hash.
+    pub fn bytes(&self, stream: &StreamId, hash: &Hash) -> Option<Bytes> {
+        let streams = self.streams.lock().unwrap_or_else(|p| p.into_inner());
+        streams
+            .get(stream)?
+            .values()
+            .flat_map(|l| l.iter())
+            .find(|h| h.signed.body.hash == *hash)
+            .map(|h| h.data.clone())
+    }
+
+    /// The bytes of part `part` of segment `seq` of `rendition`, if held.
+    pub fn at(&self, stream: &StreamId, rendition: &str, seq: u64, part: u16) -> Option<Bytes> {
+        let streams = self.streams.lock().unwrap_or_else(|p| p.into_inner());
+        streams
+            .get(stream)?
+            .get(rendition)?
+            .iter()
+            .find(|h| h.signed.body.position() == (seq, part))
+            .map(|h| h.data.clone())
+    }
+}
