@@ -123,6 +123,19 @@ impl PartStore {
         }
     }
 
+    /// The wire bytes of the PART statements of `rendition` held after position `after`
+    /// (all of them when `None`), in order.
+    pub fn statements_after(&self, stream: &StreamId, rendition: &str, after: Option<(u64, u16)>) -> Vec<Vec<u8>> {
+        let streams = self.streams.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(list) = streams.get(stream).and_then(|s| s.get(rendition)) else {
+            return Vec::new();
+        };
+        list.iter()
+            .filter(|h| after.is_none_or(|a| h.signed.body.position() > a))
+            .map(|h| h.signed.wire().to_vec())
+            .collect()
+    }
+
     /// The bytes of a held part, by hash.
     pub fn bytes(&self, stream: &StreamId, hash: &Hash) -> Option<Bytes> {
         let streams = self.streams.lock().unwrap_or_else(|p| p.into_inner());

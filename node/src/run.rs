@@ -354,6 +354,8 @@ async fn node(
         announced_at: 0,
         clock: None,
         gaps: HashSet::new(),
+        pending: None,
+        with_audio: None,
     });
     if let Some(n) = &mut node {
         n.announce_if_needed(true);
@@ -361,10 +363,16 @@ async fn node(
     let mut failed = false;
     loop {
         let end_at = node.as_ref().and_then(|n| n.ending.deadline());
+        let flush_at = node.as_ref().and_then(|n| n.pending.as_ref().map(|p| p.1));
         tokio::select! {
             () = sleep_opt(end_at) => {
                 if let Some(n) = &mut node {
                     n.on_deadline();
+                }
+            }
+            () = sleep_opt(flush_at) => {
+                if let Some(n) = &mut node {
+                    n.flush_pending();
                 }
             }
             event = rx.recv() => match (event, &mut node) {
@@ -402,6 +410,10 @@ async fn node(
                 }
             }
         }
+    }
+    // A source segment still waiting for its audio is signed before the node stops.
+    if let Some(n) = &mut node {
+        n.flush_pending();
     }
     if let Some(t) = ingest_task {
         match t.await {
@@ -459,10 +471,43 @@ struct Signing<'a> {
     /// When to sign the end of the stream (node/src/ending.rs).
     ending: EndPolicy,
     grace: Duration,
+    /// A source video segment held until the audio segment of the same cut arrives (it comes
+    /// right after), so that both are signed in one MANIFEST_ROOT: a player never sees a
+    /// manifest whose video is a segment ahead of its audio. Flushed alone at the deadline.
+    pending: Option<(ingest::Segment, std::time::Instant)>,
+    /// The session whose source segments come with an audio rendition.
+    with_audio: Option<u64>,
 }
 
 impl Signing<'_> {
     fn handle(&mut self, event: ingest::IngestEvent) {
+        match event {
+            ingest::IngestEvent::Segment(seg) if seg.audio_group => {
+                self.with_audio = Some(seg.session);
+                match self.pending.take() {
+                    Some((video, _)) if video.session == seg.session && video.sequence == seg.sequence => {
+                        self.sign_segments(vec![video, seg]);
+                    }
+                    other => {
+                        if let Some((video, _)) = other {
+                            self.sign_segments(vec![video]);
+                        }
+                        self.sign_segments(vec![seg]);
+                    }
+                }
+                return;
+            }
+            ingest::IngestEvent::Segment(seg) if seg.rendition != "source" => {
+                self.sign_segments(vec![seg]); // a ladder rung: on its own clock
+                return;
+            }
+            ingest::IngestEvent::Segment(seg) if self.with_audio == Some(seg.session) => {
+                self.flush_pending();
+                self.pending = Some((seg, std::time::Instant::now() + AUDIO_WAIT));
+                return;
+            }
+            _ => self.flush_pending(),
+        }
         match event {
             ingest::IngestEvent::Publishing { session, .. } => {
                 tracing::info!(session, "publisher connected");
@@ -480,44 +525,63 @@ impl Signing<'_> {
                 }
             }
             ingest::IngestEvent::Part(part) => self.sign_part(part),
-            ingest::IngestEvent::Segment(mut seg) => {
-                if seg.rendition == "source" {
-                    self.catalog.set_publisher_advice(&seg.advice);
+            ingest::IngestEvent::Segment(seg) => self.sign_segments(vec![seg]),
+        }
+    }
+
+    /// Signs the held source video segment on its own (its audio did not come in time).
+    fn flush_pending(&mut self) {
+        if let Some((video, _)) = self.pending.take() {
+            self.sign_segments(vec![video]);
+        }
+    }
+
+    /// Signs segments of one cut in one MANIFEST_ROOT.
+    fn sign_segments(&mut self, segs: Vec<ingest::Segment>) {
+        let mut cached = Vec::with_capacity(segs.len());
+        let mut batch = Vec::with_capacity(segs.len());
+        for mut seg in segs {
+            if seg.rendition == "source" {
+                self.catalog.set_publisher_advice(&seg.advice);
+            }
+            // After a dropped segment the timeline jumps: players must be told.
+            seg.discontinuity |= self.gaps.remove(&seg.rendition);
+            cached.push((seg.rendition.clone(), seg.data.clone(), seg.init.clone()));
+            let anchor = match self.clock {
+                Some((session, anchor)) if session == seg.session => anchor,
+                _ => {
+                    let end_ms = (seg.start_pts_us + seg.duration_us) / 1000;
+                    let anchor = now_ms().saturating_sub(end_ms);
+                    self.clock = Some((seg.session, anchor));
+                    anchor
                 }
-                // After a dropped segment the timeline jumps: players must be told.
-                seg.discontinuity |= self.gaps.remove(&seg.rendition);
-                let (rendition, data, init) = (seg.rendition.clone(), seg.data.clone(), seg.init.clone());
-                let anchor = match self.clock {
-                    Some((session, anchor)) if session == seg.session => anchor,
-                    _ => {
-                        let end_ms = (seg.start_pts_us + seg.duration_us) / 1000;
-                        let anchor = now_ms().saturating_sub(end_ms);
-                        self.clock = Some((seg.session, anchor));
-                        anchor
+            };
+            batch.push(to_new_segment(seg, anchor));
+        }
+        let logged = self.signer.log().len();
+        let count = batch.len() as u64;
+        match tokio::task::block_in_place(|| self.signer.publish(batch)) {
+            Ok(m) => {
+                tracing::info!(seq = m.body.seq, log = m.body.log.size, "signed MANIFEST_ROOT");
+                self.catalog.metrics().signed(count);
+                for (rendition, data, init) in cached {
+                    self.cache(&m.body, &rendition, data, init);
+                }
+                self.offer(m);
+                self.announce_if_needed(false);
+            }
+            Err(e) => {
+                self.store_error(&e);
+                if self.signer.log().len() > logged {
+                    // Logged but its manifest not written: the next manifest signs it.
+                    tracing::error!(code = e.code(), error = %e, "cannot sign segment yet; logged, the next manifest covers it");
+                } else {
+                    // A segment that cannot be stored is dropped, never served unsigned.
+                    for (rendition, ..) in cached {
+                        self.catalog.metrics().ingest_dropped();
+                        self.gaps.insert(rendition);
                     }
-                };
-                let new = to_new_segment(seg, anchor);
-                let logged = self.signer.log().len();
-                match tokio::task::block_in_place(|| self.signer.publish(vec![new])) {
-                    Ok(m) => {
-                        tracing::info!(seq = m.body.seq, log = m.body.log.size, "signed MANIFEST_ROOT");
-                        self.catalog.metrics().signed(1);
-                        self.cache(&m.body, &rendition, data, init);
-                        self.offer(m);
-                        self.announce_if_needed(false);
-                    }
-                    Err(e) => {
-                        self.store_error(&e);
-                        if self.signer.log().len() > logged {
-                            // Logged but its manifest not written: the next manifest signs it.
-                            tracing::error!(code = e.code(), error = %e, "cannot sign segment yet; logged, the next manifest covers it");
-                        } else {
-                            // A segment that cannot be stored is dropped, never served unsigned.
-                            self.catalog.metrics().ingest_dropped();
-                            self.gaps.insert(rendition);
-                            tracing::error!(code = e.code(), error = %e, "cannot sign segment; dropped");
-                        }
-                    }
+                    tracing::error!(code = e.code(), error = %e, "cannot sign segment; dropped");
                 }
             }
         }
@@ -662,6 +726,10 @@ fn printable_host(a: std::net::SocketAddr) -> String {
         ip => ip.to_string(),
     }
 }
+
+/// How long a source video segment waits for the audio segment of its cut (sent right after
+/// it by the same connection) to be signed with it.
+const AUDIO_WAIT: Duration = Duration::from_millis(200);
 
 /// `anchor`: Unix ms of stream time 0 in this publish session.
 fn to_new_segment(seg: ingest::Segment, anchor: u64) -> NewSegment {

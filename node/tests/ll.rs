@@ -1,8 +1,9 @@
 //! LL-HLS from the origin, as an LL-HLS player uses it: a real ffmpeg push into `hlswarm run`
 //! with 1 s segments and 200 ms parts, then the playlist's LL tags, blocking reloads (answered
 //! by the part asked for, 400 for the two malformed asks), a delta update, parts whose bytes
-//! match their names and make up their segment exactly, the preload hint's part, and ffmpeg
-//! (a classic player) decoding the same URL.
+//! match their names and make up their segment exactly, the PART statements a verifying page
+//! asks for with the playlist (verified, chained; a forged and a replayed one refused), the
+//! preload hint's part, and ffmpeg (a classic player) decoding the same URL.
 
 #![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
 
@@ -10,7 +11,10 @@ mod common;
 
 use std::time::Duration;
 
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use common::{Node, SECRET, ffmpeg_decodes, publish, verify_in, wait_for};
+use manifest_signer::part::PartChain;
 
 async fn get(url: &str) -> (u16, String) {
     let r = reqwest::get(url).await.unwrap();
@@ -84,6 +88,12 @@ async fn the_origin_serves_ll_hls_with_blocking_reloads_and_exact_parts() {
     ] {
         assert!(text.contains(tag), "{tag} in {text}");
     }
+    // The video and the audio of a cut are signed in one manifest: neither runs ahead.
+    for _ in 0..3 {
+        let m = common::manifest(&node, &id.parse().unwrap()).await.unwrap();
+        let last = |name: &str| m.body.rendition(name).and_then(|r| r.segments.last()).map(|s| s.seq);
+        assert_eq!(last("source"), last("audio"), "manifest {}", m.body.seq);
+    }
     for l in text.lines().filter(|l| l.starts_with("#EXT-X-PART:")) {
         let d: f64 = attr(l, "DURATION").unwrap().parse().unwrap();
         assert!(d > 0.0 && d <= 0.220, "PART DURATION within PART-TARGET: {l}");
@@ -120,6 +130,48 @@ async fn the_origin_serves_ll_hls_with_blocking_reloads_and_exact_parts() {
         .collect();
     let name = format!("seg/{}.m4s", blake3::hash(&hinted).to_hex());
     assert!(listed.contains(&name), "{name} listed in {next}");
+
+    // The statements of the listed parts come with the playlist when asked: each verifies
+    // against the stream id, chains, and names the bytes served; a forged one and a replayed
+    // one are refused.
+    let (_, with) = get(&format!("{playlist}?hlswarm_parts=-")).await;
+    let stream: manifest_signer::StreamId = id.parse().unwrap();
+    let mut chain = PartChain::new(stream);
+    let mut verified = std::collections::HashMap::new();
+    let wires: Vec<Vec<u8>> = with
+        .lines()
+        .filter_map(|l| l.strip_prefix("#HLSWARM-PART:"))
+        .map(|b| URL_SAFE_NO_PAD.decode(b).unwrap())
+        .collect();
+    assert!(wires.len() >= 5, "{with}");
+    for w in &wires {
+        let p = chain.accept_wire(w).unwrap();
+        assert_eq!(p.body.rendition, "source");
+        verified.insert(format!("seg/{}.m4s", p.body.hash), p);
+    }
+    for l in with.lines().filter(|l| l.starts_with("#EXT-X-PART:")) {
+        let uri = attr(l, "URI").unwrap();
+        let p = verified.get(uri).unwrap_or_else(|| panic!("no statement for {uri}"));
+        assert_eq!(p.body.independent, l.contains("INDEPENDENT=YES"), "{l}");
+    }
+    let (uri, p) = verified.iter().next().unwrap();
+    if let Ok(r) = reqwest::get(format!("{base}{uri}")).await
+        && r.status().is_success()
+    {
+        p.check_bytes(&r.bytes().await.unwrap()).unwrap();
+    }
+    let last = wires.last().unwrap();
+    assert_eq!(chain.accept_wire(last).unwrap_err().code(), "replay");
+    let mut forged = last.clone();
+    forged[40] ^= 1; // a byte of the hash
+    assert_eq!(
+        PartChain::new(stream).accept_wire(&forged).unwrap_err().code(),
+        "bad_signature"
+    );
+    // Incremental: only what follows the position asked for.
+    let after = &verified[uri].body;
+    let (_, newer) = get(&format!("{playlist}?hlswarm_parts={}.{}", after.seq, after.part)).await;
+    assert!(newer.matches("#HLSWARM-PART:").count() < wires.len(), "{newer}");
 
     // RFC 8216bis: 400 for a segment more than two ahead, and for _HLS_part without _HLS_msn.
     assert_eq!(get(&format!("{playlist}?_HLS_msn={}", msn + 10)).await.0, 400);

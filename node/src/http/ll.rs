@@ -23,17 +23,34 @@ pub struct Ask {
     /// `_HLS_msn`, with `_HLS_part` if given.
     pub block: Option<(u64, Option<u16>)>,
     pub skip: bool,
+    /// `hlswarm_parts=<seq>.<part>` (or `-` for all): append the PART statements held after
+    /// that position, so that a verifying page gets the playlist and the signatures of its
+    /// new parts in one round trip.
+    pub statements: Option<Option<(u64, u16)>>,
 }
+
+/// The line that carries one PART statement after an LL-HLS playlist: a comment to players
+/// (it is not an `#EXT` tag), base64url of the statement's wire bytes.
+pub const STATEMENT_PREFIX: &str = "#HLSWARM-PART:";
 
 /// Parses the query of a media playlist request. `Err` is the 400 body.
 pub fn parse_query(query: Option<&str>) -> Result<Ask, &'static str> {
-    let (mut msn, mut part, mut skip) = (None, None, false);
+    let (mut msn, mut part, mut skip, mut statements) = (None, None, false, None);
     for kv in query.unwrap_or("").split('&').filter(|s| !s.is_empty()).take(16) {
         let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
         match k {
             "_HLS_msn" => msn = Some(v.parse::<u64>().map_err(|_| "_HLS_msn is not a number\n")?),
             "_HLS_part" => part = Some(v.parse::<u16>().map_err(|_| "_HLS_part is not a part index\n")?),
             "_HLS_skip" => skip = v == "YES" || v == "v2",
+            "hlswarm_parts" if v == "-" => statements = Some(None),
+            "hlswarm_parts" => {
+                let (s, p) = v.split_once('.').ok_or("hlswarm_parts is not <seq>.<part> or -\n")?;
+                let pos = (
+                    s.parse().map_err(|_| "bad hlswarm_parts seq\n")?,
+                    p.parse().map_err(|_| "bad hlswarm_parts part\n")?,
+                );
+                statements = Some(Some(pos));
+            }
             _ => {}
         }
     }
@@ -43,6 +60,7 @@ pub fn parse_query(query: Option<&str>) -> Result<Ask, &'static str> {
     Ok(Ask {
         block: msn.map(|m| (m, part)),
         skip,
+        statements,
     })
 }
 
@@ -134,7 +152,7 @@ pub async fn media(
                 })
             })
             .collect();
-        let text = playlist_ll::render_media_ll(
+        let mut text = playlist_ll::render_media_ll(
             r,
             &LowLatency {
                 part_target_us,
@@ -145,6 +163,14 @@ pub async fn media(
                 skip: ask.skip,
             },
         );
+        if let Some(after) = ask.statements {
+            use base64::Engine as _;
+            for wire in parts.statements_after(&view.id, rendition_name, after) {
+                text.push_str(STATEMENT_PREFIX);
+                text.push_str(&base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(wire));
+                text.push('\n');
+            }
+        }
         let etag = format!("\"{}\"", &blake3::hash(text.as_bytes()).to_hex()[..32]);
         return respond(headers, Source::Memory(text.into()), M3U8, Caching::Live, Some(&etag))
             .await
@@ -207,7 +233,8 @@ mod tests {
             parse_query(Some("_HLS_msn=12&_HLS_part=3&_HLS_skip=YES")),
             Ok(Ask {
                 block: Some((12, Some(3))),
-                skip: true
+                skip: true,
+                statements: None,
             })
         );
         assert_eq!(parse_query(Some("_HLS_msn=12")).unwrap().block, Some((12, None)));
@@ -215,6 +242,12 @@ mod tests {
         assert!(parse_query(Some("_HLS_msn=x")).is_err());
         assert!(parse_query(Some("_HLS_msn=1&_HLS_part=70000")).is_err());
         assert_eq!(parse_query(Some("v=2&_HLS_skip=NO")), Ok(Ask::default()));
+        assert_eq!(parse_query(Some("hlswarm_parts=-")).unwrap().statements, Some(None));
+        assert_eq!(
+            parse_query(Some("hlswarm_parts=7.2")).unwrap().statements,
+            Some(Some((7, 2)))
+        );
+        assert!(parse_query(Some("hlswarm_parts=7")).is_err());
     }
 
     fn rendition(last_seq: u64) -> Rendition {
