@@ -167,7 +167,9 @@ function startPlayer() {
   // p2p.js explains the schedule (who fetches over HTTP, how far behind live each viewer plays).
   const { VerifyingLoader, PlaylistLoader, FragmentLoader } = makeLoaders(source, stats);
   if (!p2pEnabled) {
-    hls = new Hls({ pLoader: PlaylistLoader, fLoader: FragmentLoader, backBufferLength: 30 });
+    // maxLiveSyncPlaybackRate: after a late start or a stall, play up to 1.5x until back at the
+    // target latency (hls.js does not catch up by default).
+    hls = new Hls({ pLoader: PlaylistLoader, fLoader: FragmentLoader, backBufferLength: 30, maxLiveSyncPlaybackRate: 1.5 });
     p2pRole = "off";
   } else {
     startP2PPlayer(VerifyingLoader);
