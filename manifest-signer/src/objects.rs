@@ -153,6 +153,26 @@ pub struct Rendition {
 }
 
 impl Rendition {
+    /// A rendition with an empty window, not ended, and none of the optional fields.
+    pub fn new(name: impl Into<String>, container: Container, target_duration: u64) -> Self {
+        Rendition {
+            name: name.into(),
+            container,
+            target_duration,
+            disc_seq: 0,
+            init: None,
+            segments: Vec::new(),
+            ended: false,
+            codecs: None,
+            bandwidth: None,
+            average_bandwidth: None,
+            resolution: None,
+            frame_rate_milli: None,
+            kind: None,
+            channels: None,
+        }
+    }
+
     /// The media sequence number of the window's first segment (or of the next segment when empty).
     pub fn media_sequence(&self, next_seq: u64) -> u64 {
         self.segments.first().map_or(next_seq, |s| s.seq)
@@ -631,22 +651,7 @@ mod tests {
     fn rendition_kind_and_channels_in_the_reference_order() {
         let key = test_key("kind");
         let other = test_key("other");
-        let rendition = |name: &str| Rendition {
-            name: name.into(),
-            container: Container::Ts,
-            target_duration: 2,
-            disc_seq: 0,
-            init: None,
-            segments: Vec::new(),
-            ended: false,
-            codecs: None,
-            bandwidth: None,
-            average_bandwidth: None,
-            resolution: None,
-            frame_rate_milli: None,
-            kind: None,
-            channels: None,
-        };
+        let rendition = |name: &str| Rendition::new(name, Container::Ts, 2);
         let verify = |stream: StreamId, count: usize, fields: serde_json::Value| {
             let body = ManifestRoot {
                 stream,

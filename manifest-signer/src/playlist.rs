@@ -7,7 +7,7 @@
 use std::fmt::Write;
 
 use crate::Hash;
-use crate::objects::{Container, INIT_EXT, ManifestRoot, Rendition, RenditionKind};
+use crate::objects::{Container, INIT_EXT, ManifestRoot, Rendition, RenditionKind, SegmentRef};
 
 /// File name of the master playlist.
 pub const MASTER: &str = "master.m3u8";
@@ -161,30 +161,41 @@ pub fn render_media(r: &Rendition) -> String {
     );
     let mut current_init: Option<Hash> = None;
     for s in &r.segments {
-        if s.disc {
-            out.push_str("#EXT-X-DISCONTINUITY\n");
-        }
-        if let Some(init) = s.init
-            && current_init != Some(init)
-        {
-            let _ = writeln!(out, "#EXT-X-MAP:URI=\"{}\"", init_path(&init));
-            current_init = Some(init);
-        }
-        if let Some(pdt) = s.pdt_ms {
-            let _ = writeln!(out, "#EXT-X-PROGRAM-DATE-TIME:{}", format_pdt(pdt));
-        }
-        let _ = write!(
-            out,
-            "#EXTINF:{}.{:06},\n{}\n",
-            s.dur_us / 1_000_000,
-            s.dur_us % 1_000_000,
-            segment_path(&s.hash, r.container)
-        );
+        write_segment_tags(&mut out, s, &mut current_init);
+        write_extinf(&mut out, s, r.container);
     }
     if r.ended {
         out.push_str("#EXT-X-ENDLIST\n");
     }
     out
+}
+
+/// The tags before a segment's EXTINF: a discontinuity, its init when it changes (tracked in
+/// `current_init`), its program date-time.
+pub(crate) fn write_segment_tags(out: &mut String, s: &SegmentRef, current_init: &mut Option<Hash>) {
+    if s.disc {
+        out.push_str("#EXT-X-DISCONTINUITY\n");
+    }
+    if let Some(init) = s.init
+        && *current_init != Some(init)
+    {
+        let _ = writeln!(out, "#EXT-X-MAP:URI=\"{}\"", init_path(&init));
+        *current_init = Some(init);
+    }
+    if let Some(pdt) = s.pdt_ms {
+        let _ = writeln!(out, "#EXT-X-PROGRAM-DATE-TIME:{}", format_pdt(pdt));
+    }
+}
+
+/// A segment's EXTINF line and URI.
+pub(crate) fn write_extinf(out: &mut String, s: &SegmentRef, container: Container) {
+    let _ = write!(
+        out,
+        "#EXTINF:{}.{:06},\n{}\n",
+        s.dur_us / 1_000_000,
+        s.dur_us % 1_000_000,
+        segment_path(&s.hash, container)
+    );
 }
 
 /// Unix milliseconds as `YYYY-MM-DDTHH:MM:SS.mmmZ` (proleptic Gregorian, UTC).
@@ -223,22 +234,7 @@ mod tests {
     use crate::{Hash, StreamKey};
 
     fn rendition(name: &str) -> Rendition {
-        Rendition {
-            name: name.into(),
-            container: Container::Ts,
-            target_duration: 2,
-            disc_seq: 0,
-            init: None,
-            segments: Vec::new(),
-            ended: false,
-            codecs: None,
-            bandwidth: None,
-            average_bandwidth: None,
-            resolution: None,
-            frame_rate_milli: None,
-            kind: None,
-            channels: None,
-        }
+        Rendition::new(name, Container::Ts, 2)
     }
 
     fn manifest(renditions: Vec<Rendition>) -> ManifestRoot {

@@ -11,7 +11,7 @@ use std::fmt::Write;
 
 use crate::Hash;
 use crate::objects::Rendition;
-use crate::playlist::{format_pdt, init_path, segment_path};
+use crate::playlist::{init_path, write_extinf, write_segment_tags};
 
 /// One signed part as the playlist lists it (from its PART statement).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -139,31 +139,14 @@ pub fn render_media_ll(r: &Rendition, ll: &LowLatency<'_>) -> String {
     let mut current_init: Option<Hash> = None;
     let mut at_us: u64 = r.segments.iter().take(skipped).map(|s| s.dur_us).sum();
     for s in r.segments.iter().skip(skipped) {
-        if s.disc {
-            out.push_str("#EXT-X-DISCONTINUITY\n");
-        }
-        if let Some(init) = s.init
-            && current_init != Some(init)
-        {
-            let _ = writeln!(out, "#EXT-X-MAP:URI=\"{}\"", init_path(&init));
-            current_init = Some(init);
-        }
-        if let Some(pdt) = s.pdt_ms {
-            let _ = writeln!(out, "#EXT-X-PROGRAM-DATE-TIME:{}", format_pdt(pdt));
-        }
+        write_segment_tags(&mut out, s, &mut current_init);
         at_us += s.dur_us;
         if at_us > parts_from_us
             && let Some(run) = parts_of(ll.parts, s.seq)
         {
             write_parts(&mut out, run);
         }
-        let _ = write!(
-            out,
-            "#EXTINF:{}.{:06},\n{}\n",
-            s.dur_us / 1_000_000,
-            s.dur_us % 1_000_000,
-            segment_path(&s.hash, r.container)
-        );
+        write_extinf(&mut out, s, r.container);
     }
     if r.ended {
         out.push_str("#EXT-X-ENDLIST\n");
@@ -256,11 +239,6 @@ mod tests {
     fn rendition(segments: u64) -> Rendition {
         let init = Hash::of(b"init");
         Rendition {
-            name: "source".into(),
-            container: Container::Fmp4,
-            target_duration: 1,
-            disc_seq: 0,
-            init: None,
             segments: (0..segments)
                 .map(|seq| SegmentRef {
                     seq,
@@ -273,14 +251,7 @@ mod tests {
                     independent: None,
                 })
                 .collect(),
-            ended: false,
-            codecs: None,
-            bandwidth: None,
-            average_bandwidth: None,
-            resolution: None,
-            frame_rate_milli: None,
-            kind: None,
-            channels: None,
+            ..Rendition::new("source", Container::Fmp4, 1)
         }
     }
 

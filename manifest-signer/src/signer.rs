@@ -326,6 +326,7 @@ impl StreamSigner {
             self.next_seq.clone(),
             self.pending_disc.clone(),
             self.meters.clone(),
+            self.fresh_window.clone(),
         );
         let mut entries = Vec::with_capacity(batch.len());
         let names: Vec<String> = batch.iter().map(|s| s.rendition.clone()).collect();
@@ -334,7 +335,13 @@ impl StreamSigner {
             Ok(())
         });
         if let Err(e) = added.and_then(|()| self.store.append_log(&entries)) {
-            (self.renditions, self.next_seq, self.pending_disc, self.meters) = undo;
+            (
+                self.renditions,
+                self.next_seq,
+                self.pending_disc,
+                self.meters,
+                self.fresh_window,
+            ) = undo;
             self.burn_signed_parts(&names);
             return Err(e);
         }
@@ -413,37 +420,23 @@ impl StreamSigner {
         let idx = match self.renditions.iter().position(|r| r.name == seg.rendition) {
             Some(i) => i,
             None => {
-                self.renditions.push(Rendition {
-                    name: seg.rendition.clone(),
-                    container: seg.container,
-                    target_duration: seg
-                        .info
-                        .target_duration
-                        .unwrap_or(self.cfg.target_duration)
-                        .clamp(1, 60),
-                    disc_seq: 0,
-                    init: None,
-                    segments: Vec::new(),
-                    ended: false,
-                    codecs: None,
-                    bandwidth: None,
-                    average_bandwidth: None,
-                    resolution: None,
-                    frame_rate_milli: None,
-                    kind: None,
-                    channels: None,
-                });
+                let target = seg.info.target_duration.unwrap_or(self.cfg.target_duration);
+                self.renditions.push(Rendition::new(
+                    seg.rendition.clone(),
+                    seg.container,
+                    target.clamp(1, 60),
+                ));
                 self.renditions.len() - 1
             }
         };
         let window = self.cfg.window.clamp(1, limits::MAX_WINDOW_SEGMENTS);
         let resumed = self.pending_disc.remove(&seg.rendition);
         let r = &mut self.renditions[idx];
-        let mut disc = seg.discontinuity || r.ended || resumed;
-        if self.fresh_window.remove(&seg.rendition) {
-            r.ended = true; // dropped like an ended window's, below
-        }
-        if r.ended {
+        // A spent number (parts signed under it, segment never signed) starts a fresh window
+        // as an end does: the window's numbers must stay consecutive.
+        let fresh = self.fresh_window.remove(&seg.rendition);
+        let mut disc = seg.discontinuity || r.ended || resumed || fresh;
+        if r.ended || fresh {
             // A playlist must not go on after EXT-X-ENDLIST (RFC 8216 §6.2.1): a stream that
             // comes back after a real end starts a fresh window, none of the ended playlist's
             // segments in it, numbered on after them, one discontinuity later.

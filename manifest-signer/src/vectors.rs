@@ -164,20 +164,9 @@ fn audio_group_body(key: &StreamKey) -> Result<ManifestRoot> {
             })
             .collect();
         Rendition {
-            name: name.into(),
-            container: Container::Fmp4,
-            target_duration: 2,
-            disc_seq: 0,
             init: Some(init),
             segments,
-            ended: false,
-            codecs: None,
-            bandwidth: None,
-            average_bandwidth: None,
-            resolution: None,
-            frame_rate_milli: None,
-            kind: None,
-            channels: None,
+            ..Rendition::new(name, Container::Fmp4, 2)
         }
     };
     let video = Rendition {

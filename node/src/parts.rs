@@ -147,14 +147,14 @@ impl PartStore {
             .map(|h| h.data.clone())
     }
 
-    /// The bytes of part `part` of segment `seq` of `rendition`, if held.
-    pub fn at(&self, stream: &StreamId, rendition: &str, seq: u64, part: u16) -> Option<Bytes> {
+    /// The hash and bytes of part `part` of segment `seq` of `rendition`, if held.
+    pub fn at(&self, stream: &StreamId, rendition: &str, seq: u64, part: u16) -> Option<(Hash, Bytes)> {
         let streams = self.streams.lock().unwrap_or_else(|p| p.into_inner());
         streams
             .get(stream)?
             .get(rendition)?
             .iter()
             .find(|h| h.signed.body.position() == (seq, part))
-            .map(|h| h.data.clone())
+            .map(|h| (h.signed.body.hash, h.data.clone()))
     }
 }

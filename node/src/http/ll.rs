@@ -195,8 +195,8 @@ pub async fn part(
     let deadline = tokio::time::Instant::now() + target * 3;
     let mut changed = parts.changed();
     loop {
-        if let Some(bytes) = parts.at(&view.id, rendition, seq, part) {
-            let etag = format!("\"{}\"", blake3::hash(&bytes).to_hex());
+        if let Some((hash, bytes)) = parts.at(&view.id, rendition, seq, part) {
+            let etag = format!("\"{hash}\"");
             return respond(
                 headers,
                 Source::Memory(bytes),
@@ -225,6 +225,7 @@ fn unavailable() -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use manifest_signer::objects::SegmentRef;
 
     #[test]
     fn queries() {
@@ -251,19 +252,19 @@ mod tests {
     }
 
     fn rendition(last_seq: u64) -> Rendition {
-        let mut r: Rendition = serde_json::from_str(
-            r#"{"name":"source","container":"fmp4","target_duration":1,"disc_seq":0,"segments":[],"ended":false}"#,
-        )
-        .unwrap();
-        for seq in 0..=last_seq {
-            r.segments.push(
-                serde_json::from_value(serde_json::json!({
-                    "seq": seq, "dur_us": 1_000_000, "hash": "00".repeat(32), "size": 1, "disc": false,
-                    "init": "11".repeat(32)
-                }))
-                .unwrap(),
-            );
-        }
+        let mut r = Rendition::new("source", Container::Fmp4, 1);
+        r.segments = (0..=last_seq)
+            .map(|seq| SegmentRef {
+                seq,
+                dur_us: 1_000_000,
+                hash: manifest_signer::Hash::of(&seq.to_be_bytes()),
+                size: 1,
+                disc: false,
+                pdt_ms: None,
+                init: Some(manifest_signer::Hash::of(b"init")),
+                independent: None,
+            })
+            .collect();
         r
     }
 
