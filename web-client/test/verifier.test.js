@@ -200,3 +200,32 @@ test("rendition kind and channels (revision 1.4): shape first, as serde decodes,
   assert.equal(await code(many({ kind: "video" })), "malformed");
   assert.equal(await code(many({ kind: "audio", channels: 65 })), "oversize");
 });
+
+test("part_target_us (revision 1.5): fMP4 only, 1..=10 s, after channels and before the init size", async () => {
+  const key = await newKey();
+  const withFields = (fields, init) => {
+    const m = manifest(key.id, 0);
+    Object.assign(m.renditions[0], fields);
+    if (init) m.renditions[0].init = init;
+    return m;
+  };
+  const code = async (body) => err(verifySigned(await sign(key, "manifest_root", body), "manifest_root", key.id));
+  assert.equal(await code(withFields({ part_target_us: 220000 })), "ok");
+  assert.equal(await code(withFields({ part_target_us: 1 })), "ok");
+  assert.equal(await code(withFields({ part_target_us: 10000000 })), "ok");
+  assert.equal(await code(withFields({ part_target_us: 0 })), "malformed");
+  assert.equal(await code(withFields({ part_target_us: 10000001 })), "malformed");
+  assert.equal(await code(withFields({ part_target_us: "220000" })), "malformed");
+  // After the channels check, before the init size check (an oversize init would say oversize).
+  assert.equal(await code(withFields({ part_target_us: 0 }, { hash: HASH("e"), size: 2 * 1048576 })), "malformed");
+  assert.equal(await code(withFields({ part_target_us: 220000 }, { hash: HASH("e"), size: 2 * 1048576 })), "oversize");
+  assert.equal(await code(withFields({ part_target_us: 0, channels: 2 })), "malformed");
+  // A TS rendition never carries it.
+  const ts = manifest(key.id, 0);
+  ts.renditions[0].container = "ts";
+  ts.renditions[0].segments.forEach((s) => delete s.init);
+  delete ts.renditions[0].init;
+  assert.equal(await code(ts), "ok");
+  ts.renditions[0].part_target_us = 220000;
+  assert.equal(await code(ts), "malformed");
+});

@@ -13,6 +13,7 @@ export const LIMITS = Object.freeze({
   MAX_WINDOW_SEGMENTS: 256, MAX_NAME_BYTES: 32, MAX_TITLE_BYTES: 256, MAX_CODECS_BYTES: 128,
   MAX_HINTS_PER_KIND: 16, MAX_HINT_BYTES: 512, MAX_TIP_BYTES: 320,
   MAX_SEGMENT_BYTES: 67108864, MAX_INIT_BYTES: 1048576, MAX_TARGET_DURATION_S: 60, MAX_CHANNELS: 64,
+  MAX_PART_TARGET_US: 10000000,
 });
 
 const utf8 = new TextEncoder();
@@ -28,6 +29,7 @@ const RENDITION = {
   name: "string", container: "container", target_duration: "u64", disc_seq: "u64", "init?": BLOBREF,
   segments: [SEGMENT], ended: "bool", "codecs?": "string", "bandwidth?": "u64", "average_bandwidth?": "u64",
   "resolution?": "string", "frame_rate_milli?": "u64", "kind?": "kind", "channels?": "u64",
+  "part_target_us?": "u64",
 };
 const MANIFEST = {
   stream: "stream", seq: "u64", time_ms: "u64", "prev?": "hash", renditions: [RENDITION],
@@ -121,6 +123,13 @@ export function validateManifest(m) {
     if (r.channels !== undefined) {
       if (r.kind !== "audio") fail("malformed", `rendition ${r.name}: channels without kind audio`);
       if (r.channels === 0 || r.channels > LIMITS.MAX_CHANNELS) fail("malformed", `rendition ${r.name}: channels outside 1..=64`);
+    }
+    // Revision 1.5: PART-TARGET of an fMP4 rendition whose parts the signer signs (§16).
+    if (r.part_target_us !== undefined) {
+      if (r.container !== "fmp4") fail("malformed", `rendition ${r.name}: part_target_us in a rendition that is not fmp4`);
+      if (r.part_target_us === 0 || r.part_target_us > LIMITS.MAX_PART_TARGET_US) {
+        fail("malformed", `rendition ${r.name}: part_target_us outside 1..=${LIMITS.MAX_PART_TARGET_US}`);
+      }
     }
     if (r.init && r.init.size > LIMITS.MAX_INIT_BYTES) fail("oversize", "init segment over 1 MiB");
     if (r.container === "ts" && r.init) fail("malformed", "an MPEG-TS rendition has no init segment");
