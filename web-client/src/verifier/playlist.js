@@ -77,24 +77,34 @@ export function renderMaster(m) {
 
 /** §10.2 media playlist of one rendition. */
 export function renderMedia(r) {
-  const ext = r.container === "fmp4" ? "m4s" : "ts";
   let out = "#EXTM3U\n";
   out += `#EXT-X-VERSION:${r.container === "fmp4" ? 6 : 3}\n`;
   out += `#EXT-X-TARGETDURATION:${r.target_duration}\n`;
   out += `#EXT-X-MEDIA-SEQUENCE:${r.segments.length ? r.segments[0].seq : 0}\n`;
   out += `#EXT-X-DISCONTINUITY-SEQUENCE:${r.disc_seq}\n`;
-  let currentInit;
-  for (const s of r.segments) {
-    if (s.disc) out += "#EXT-X-DISCONTINUITY\n";
-    if (s.init !== undefined && s.init !== currentInit) {
-      out += `#EXT-X-MAP:URI="seg/${s.init}.mp4"\n`;
-      currentInit = s.init;
-    }
-    if (s.pdt_ms !== undefined) out += `#EXT-X-PROGRAM-DATE-TIME:${formatPdt(s.pdt_ms)}\n`;
-    out += `#EXTINF:${fixed(s.dur_us, 1000000, 6)},\nseg/${s.hash}.${ext}\n`;
-  }
+  const state = { init: undefined };
+  for (const s of r.segments) out += segmentTags(s, state) + extinf(s, r.container);
   if (r.ended) out += "#EXT-X-ENDLIST\n";
   return out;
+}
+
+/**
+ * The tags before a segment's EXTINF: a discontinuity, its init when it differs from the last
+ * EXT-X-MAP written (`state.init`, updated), its program date-time. Shared with playlist_ll.js.
+ */
+export function segmentTags(s, state) {
+  let out = s.disc ? "#EXT-X-DISCONTINUITY\n" : "";
+  if (s.init !== undefined && s.init !== state.init) {
+    out += `#EXT-X-MAP:URI="seg/${s.init}.mp4"\n`;
+    state.init = s.init;
+  }
+  if (s.pdt_ms !== undefined) out += `#EXT-X-PROGRAM-DATE-TIME:${formatPdt(s.pdt_ms)}\n`;
+  return out;
+}
+
+/** A segment's EXTINF line and URI. */
+export function extinf(s, container) {
+  return `#EXTINF:${fixed(s.dur_us, 1000000, 6)},\nseg/${s.hash}.${container === "fmp4" ? "m4s" : "ts"}\n`;
 }
 
 /**
