@@ -190,6 +190,7 @@ fn manifest_with_parts(key: &StreamKey) -> Value {
         frame_rate_milli: (name != "audio").then_some(30_000),
         kind: None,
         channels: None,
+        part_target_us: Some(220_000),
     };
     let m = ManifestRoot {
         stream: key.stream_id(),

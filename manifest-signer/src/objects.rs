@@ -150,6 +150,11 @@ pub struct Rendition {
     /// Audio channel count for CHANNELS, 1..=64, only with `kind: audio` (protocol 1.4).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub channels: Option<u64>,
+    /// `PART-TARGET` of the LL-HLS playlist, microseconds, when the signer signs PARTs (§16)
+    /// of this rendition (protocol 1.5; older verifiers refuse the field as unknown). Only in
+    /// an fMP4 rendition, 1..=10,000,000. Every node renders the same LL-HLS playlist from it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub part_target_us: Option<u64>,
 }
 
 impl Rendition {
@@ -170,6 +175,7 @@ impl Rendition {
             frame_rate_milli: None,
             kind: None,
             channels: None,
+            part_target_us: None,
         }
     }
 
@@ -372,6 +378,7 @@ impl SignedObject for ManifestRoot {
                     )));
                 }
             }
+            check_part_target(r)?;
             if let Some(init) = &r.init
                 && init.size > limits::MAX_INIT_BYTES
             {
@@ -588,6 +595,26 @@ impl<T> Signed<T> {
 /// Sign an arbitrary JSON object as type `T` without validating it: for test vectors and tests
 /// that need validly signed but otherwise invalid objects. Returns the canonical wire bytes.
 #[doc(hidden)]
+/// §5.4 step 3.8 (protocol 1.5): `part_target_us` only in an fMP4 rendition, 1..=10 s.
+pub(crate) fn check_part_target(r: &Rendition) -> Result<()> {
+    let Some(t) = r.part_target_us else {
+        return Ok(());
+    };
+    if r.container != Container::Fmp4 {
+        return Err(Error::Malformed(format!(
+            "rendition {:?}: part_target_us in a rendition that is not fmp4",
+            r.name
+        )));
+    }
+    if t == 0 || t > u64::from(crate::part::MAX_PART_DUR_US) {
+        return Err(Error::Malformed(format!(
+            "rendition {:?}: part_target_us {t} outside 1..=10000000",
+            r.name
+        )));
+    }
+    Ok(())
+}
+
 pub fn sign_raw<T: SignedObject>(mut obj: serde_json::Map<String, Value>, key: &StreamKey) -> Result<Vec<u8>> {
     obj.remove("sig");
     let message = signing_input::<T>(&obj)?;

@@ -17,6 +17,10 @@ pub struct NewPart {
     pub data: std::sync::Arc<[u8]>,
     pub duration_us: u64,
     pub independent: bool,
+    /// Part 0 of a segment that begins a discontinuity or a new init segment (a new publish,
+    /// new codec parameters): signed without `prev`, which tells every consumer that the
+    /// segment in progress does not continue the window (PROTOCOL §10.4).
+    pub fresh: bool,
 }
 
 /// What one rendition's chain stands at.
@@ -77,7 +81,7 @@ impl PartSigner {
             time_ms: prev.map_or(now_ms, |t| now_ms.max(t.latest.body.time_ms)),
             hash: Hash::of(&p.data),
             independent: p.independent,
-            prev: prev.map(|t| t.latest.id),
+            prev: prev.filter(|_| !(p.fresh && p.index == 0)).map(|t| t.latest.id),
         };
         let signed = SignedPart::sign(body, key)?;
         let mut hasher = match self.tracks.remove(&p.rendition) {

@@ -3,9 +3,10 @@
 
 use serde_json::json;
 
-use super::{T0, Vector, case, hex, obj, test_key};
+use super::{T0, Vector, case, hex, obj, test_key, text};
+use crate::objects::{Container, ManifestRoot, Rendition, sign_raw as sign_manifest, to_envelope};
 use crate::part::{MAX_SAFE_INTEGER, Part, SignedPart, sign_raw};
-use crate::{Hash, Result};
+use crate::{Hash, Result, StreamKey};
 
 /// The bytes of part `idx` of segment `seq` in the vectors.
 pub fn part_bytes(seq: u64, idx: u16) -> Vec<u8> {
@@ -241,6 +242,64 @@ pub(super) fn push(out: &mut Vec<Vector>) -> Result<()> {
         "part 2 signed before part 1",
         &[p0.wire(), p1.wire(), earlier.wire()],
         &["ok", "ok", "chain_break"],
+    ));
+    Ok(())
+}
+
+/// Protocol 1.5: a rendition's `part_target_us`, good and wrong in each way, validly signed.
+/// `base` is a first manifest with one fMP4 rendition, signed by `a`.
+pub(super) fn push_manifests(out: &mut Vec<Vector>, base: &ManifestRoot, a: &StreamKey) -> Result<()> {
+    let ida = a.stream_id().to_string();
+    let with = |f: &dyn Fn(&mut Rendition)| -> Result<Vec<u8>> {
+        let mut m = base.clone();
+        f(&mut m.renditions[0]);
+        sign_manifest::<ManifestRoot>(to_envelope(&m)?, a)
+    };
+    let manifest = |name: &str, desc: &str, wire: Vec<u8>, expect: &str| {
+        case(
+            name,
+            desc,
+            "manifest",
+            json!(expect),
+            obj(json!({"stream": ida, "wire": text(&wire)})),
+        )
+    };
+    out.push(manifest(
+        "manifest-ok-part-target",
+        "an fMP4 rendition with part_target_us 220000 (200 ms parts; protocol 1.5)",
+        with(&|r| r.part_target_us = Some(220_000))?,
+        "ok",
+    ));
+    out.push(manifest(
+        "manifest-ok-part-target-max",
+        "part_target_us 10000000, the largest allowed",
+        with(&|r| r.part_target_us = Some(10_000_000))?,
+        "ok",
+    ));
+    out.push(manifest(
+        "manifest-bad-part-target-zero",
+        "part_target_us 0, validly signed",
+        with(&|r| r.part_target_us = Some(0))?,
+        "malformed",
+    ));
+    out.push(manifest(
+        "manifest-bad-part-target-too-large",
+        "part_target_us 10000001 (above 10 s), validly signed",
+        with(&|r| r.part_target_us = Some(10_000_001))?,
+        "malformed",
+    ));
+    out.push(manifest(
+        "manifest-bad-part-target-on-ts",
+        "part_target_us in an MPEG-TS rendition (no init, no parts), validly signed",
+        with(&|r| {
+            r.container = Container::Ts;
+            r.init = None;
+            for s in &mut r.segments {
+                s.init = None;
+            }
+            r.part_target_us = Some(220_000);
+        })?,
+        "malformed",
     ));
     Ok(())
 }

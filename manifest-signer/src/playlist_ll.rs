@@ -11,7 +11,7 @@ use std::fmt::Write;
 
 use crate::Hash;
 use crate::objects::Rendition;
-use crate::playlist::{init_path, write_extinf, write_segment_tags};
+use crate::playlist::{write_extinf, write_segment_tags};
 
 /// One signed part as the playlist lists it (from its PART statement).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -21,6 +21,9 @@ pub struct LivePart {
     pub dur_us: u32,
     pub hash: Hash,
     pub independent: bool,
+    /// Its statement names a previous part (`prev`). Part 0 of a segment without one begins a
+    /// new publish, a discontinuity or a new init segment.
+    pub chained: bool,
 }
 
 /// Where another rendition stands, for `EXT-X-RENDITION-REPORT`.
@@ -39,10 +42,6 @@ pub struct LowLatency<'a> {
     /// This rendition's signed parts in (seq, part) order: those of window segments and of
     /// the segment in progress (seq after the window's last).
     pub parts: &'a [LivePart],
-    /// The segment in progress begins with a discontinuity (a new publish).
-    pub in_progress_disc: bool,
-    /// Init segment of the segment in progress, when it is not the window's last one's.
-    pub in_progress_init: Option<Hash>,
     /// The other renditions of the stream.
     pub reports: &'a [RenditionReport],
     /// A delta update was asked for (`_HLS_skip=YES`).
@@ -83,15 +82,26 @@ fn write_parts(out: &mut String, parts: &[LivePart]) {
     }
 }
 
-/// Where a rendition stands: the media sequence number of its last (possibly partial)
-/// segment, and the index of the last part of it, if known.
+/// The parts of the segment in progress that the playlist lists: those of the segment numbered
+/// after the window's last, from part 0 with no gap, when part 0 is chained (the segment
+/// continues the window: same init, no discontinuity). Empty otherwise, and for an empty
+/// window: such parts wait for the manifest, which is what a follower and a page can tell
+/// from signed state alone.
+pub fn in_progress<'a>(r: &Rendition, parts: &'a [LivePart]) -> &'a [LivePart] {
+    r.segments
+        .last()
+        .and_then(|last| parts_of(parts, last.seq + 1))
+        .filter(|run| run.first().is_some_and(|p| p.chained))
+        .unwrap_or_default()
+}
+
+/// Where a rendition stands in its playlist: the media sequence number of its last (possibly
+/// partial) segment, and the index of the last part listed of it, if any.
 pub fn last_position(r: &Rendition, parts: &[LivePart]) -> Option<(u64, Option<u16>)> {
-    let last_seg = r.segments.last().map(|s| s.seq);
-    match (parts.last(), last_seg) {
-        (Some(p), Some(s)) if p.seq > s => Some((p.seq, Some(p.part))),
-        (Some(p), None) => Some((p.seq, Some(p.part))),
-        (_, Some(s)) => Some((s, parts_of(parts, s).and_then(|run| run.last()).map(|p| p.part))),
-        (None, None) => None,
+    let last = r.segments.last()?.seq;
+    match in_progress(r, parts).last() {
+        Some(p) => Some((p.seq, Some(p.part))),
+        None => Some((last, parts_of(parts, last).and_then(|run| run.last()).map(|p| p.part))),
     }
 }
 
@@ -152,30 +162,22 @@ pub fn render_media_ll(r: &Rendition, ll: &LowLatency<'_>) -> String {
         out.push_str("#EXT-X-ENDLIST\n");
         return out;
     }
-    // The segment in progress: its parts so far, then a hint of the next one.
-    let next_seq = r.segments.last().map(|s| s.seq + 1);
-    let in_progress = match next_seq {
-        Some(n) => ll.parts.iter().find(|p| p.seq >= n).map(|p| p.seq).unwrap_or(n),
-        None => ll.parts.first().map_or(0, |p| p.seq),
-    };
-    let run = parts_of(ll.parts, in_progress).unwrap_or_default();
-    if !run.is_empty() {
-        if ll.in_progress_disc && next_seq.is_some() {
-            out.push_str("#EXT-X-DISCONTINUITY\n");
-        }
-        if let Some(init) = ll.in_progress_init
-            && current_init != Some(init)
-        {
-            let _ = writeln!(out, "#EXT-X-MAP:URI=\"{}\"", init_path(&init));
-        }
+    // The segment in progress: its parts so far, then a hint of the next one. They are listed
+    // only when the segment continues the window (it is numbered next and its part 0 is
+    // chained), so it plays with the window's init and no discontinuity: what a follower and
+    // a page can tell from signed state alone. Otherwise they wait for the manifest.
+    // An empty window (before the first segment) has neither, nor an init to play them with.
+    if let Some(last) = r.segments.last() {
+        let next = last.seq + 1;
+        let run = in_progress(r, ll.parts);
         write_parts(&mut out, run);
+        let _ = writeln!(
+            out,
+            "#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"part/{}/{next}.{}.m4s\"",
+            r.name,
+            run.len()
+        );
     }
-    let _ = writeln!(
-        out,
-        "#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"part/{}/{in_progress}.{}.m4s\"",
-        r.name,
-        run.len()
-    );
     for rep in ll.reports {
         let _ = write!(
             out,
@@ -263,6 +265,7 @@ mod tests {
                 dur_us: 200_000,
                 hash: Hash::of(&[seq as u8, part as u8]),
                 independent: part == 0,
+                chained: true,
             })
         })
         .collect()
@@ -281,8 +284,6 @@ mod tests {
         let ll = LowLatency {
             part_target_us: 220_000,
             parts: &list,
-            in_progress_disc: false,
-            in_progress_init: None,
             reports: &reports,
             skip: false,
         };
@@ -299,21 +300,40 @@ mod tests {
         ), "{text}");
         assert_eq!(last_position(&r, &list), Some((8, Some(1))));
         assert_eq!(classic_of(&text), crate::playlist::render_media(&r), "{text}");
-        let disc = LowLatency {
-            in_progress_disc: true,
-            in_progress_init: Some(Hash::of(b"new")),
-            ..ll.clone()
-        };
-        assert_eq!(
-            classic_of(&render_media_ll(&r, &disc)),
-            crate::playlist::render_media(&r)
+        // A segment in progress whose part 0 is not chained (a new publish or init) waits
+        // for the manifest: its parts are not listed, the hint asks for its part 0.
+        let mut fresh = list.clone();
+        let at = fresh.iter().position(|p| (p.seq, p.part) == (8, 0)).unwrap();
+        fresh[at].chained = false;
+        let text_fresh = render_media_ll(
+            &r,
+            &LowLatency {
+                parts: &fresh,
+                ..ll.clone()
+            },
         );
+        assert_eq!(text_fresh.matches("#EXT-X-PART:").count(), 3 * 5, "{text_fresh}");
+        assert!(text_fresh.contains("URI=\"part/source/8.0.m4s\""), "{text_fresh}");
+        assert_eq!(classic_of(&text_fresh), crate::playlist::render_media(&r));
+        // Parts of a later number than the next one (a skipped number) are not listed either.
+        let mut skipped = parts(4..8, 5);
+        skipped.extend(parts(9..10, 2));
+        let text_skip = render_media_ll(
+            &r,
+            &LowLatency {
+                parts: &skipped,
+                ..ll.clone()
+            },
+        );
+        assert_eq!(text_skip.matches("#EXT-X-PART:").count(), 3 * 5, "{text_skip}");
         let mut none = rendition(0);
         none.segments.clear();
-        assert_eq!(
-            classic_of(&render_media_ll(&none, &ll)),
-            crate::playlist::render_media(&none)
+        let empty = render_media_ll(&none, &ll);
+        assert!(
+            !empty.contains("#EXT-X-PART:") && !empty.contains("PRELOAD-HINT"),
+            "{empty}"
         );
+        assert_eq!(classic_of(&empty), crate::playlist::render_media(&none));
         assert_eq!(render_media_ll(&r, &ll), text, "deterministic");
 
         // A delta update skips what starts more than 6 target durations before the end.
@@ -345,8 +365,6 @@ mod tests {
         let ll = LowLatency {
             part_target_us: 220_000,
             parts: &list,
-            in_progress_disc: false,
-            in_progress_init: None,
             reports: &[],
             skip: false,
         };

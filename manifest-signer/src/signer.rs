@@ -64,6 +64,10 @@ pub struct RenditionInfo {
     /// Audio channel count for CHANNELS (1..=64), only together with `kind: Some(Audio)`:
     /// otherwise `publish` refuses the batch (`malformed`) before storing anything.
     pub channels: Option<u32>,
+    /// `PART-TARGET` (microseconds) of an fMP4 rendition whose parts are signed
+    /// ([`StreamSigner::sign_part`]), signed into the rendition (protocol 1.5) so that every
+    /// node renders the same LL-HLS playlist. `None` for a rendition without parts.
+    pub part_target_us: Option<u64>,
 }
 
 /// A finished segment handed to the signer.
@@ -125,6 +129,11 @@ fn check_segment(seg: &NewSegment) -> Result<()> {
                 seg.rendition
             )));
         }
+    }
+    if seg.info.part_target_us.is_some() {
+        let mut r = Rendition::new(seg.rendition.clone(), seg.container, 1);
+        r.part_target_us = seg.info.part_target_us;
+        crate::objects::check_part_target(&r)?;
     }
     match (&seg.init, seg.container) {
         (Some(bytes), Container::Fmp4) if bytes.len() as u64 > limits::MAX_INIT_BYTES => Err(Error::oversize(
@@ -480,6 +489,8 @@ impl StreamSigner {
         if let Some(ch) = info.channels {
             r.channels = Some(u64::from(ch));
         }
+        // The newest segment's: a node restarted without parts stops declaring them.
+        r.part_target_us = info.part_target_us;
         let meter = self.meters.entry(seg.rendition.clone()).or_default();
         meter.push(sample(seg.duration_us, seg.data.len() as u64), r.target_duration);
         r.bandwidth = info.bandwidth.or(meter.peak());

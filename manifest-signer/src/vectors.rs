@@ -107,6 +107,7 @@ fn manifest_body(
             frame_rate_milli: Some(30_000),
             kind: None,
             channels: None,
+            part_target_us: None,
         }],
         log: LogHead {
             size: log.len(),
@@ -724,6 +725,7 @@ pub fn generate() -> Result<Vec<Vector>> {
 
     // PART statements (§16).
     part_vectors::push(&mut out)?;
+    part_vectors::push_manifests(&mut out, &m0.body, &a)?;
 
     Ok(out)
 }

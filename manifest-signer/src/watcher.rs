@@ -273,6 +273,8 @@ impl DirWatcher {
                             // Variants only: EXT-X-MEDIA renditions are not read as audio (1.4).
                             kind: None,
                             channels: None,
+                            // No parts: the watcher signs whole segments only.
+                            part_target_us: None,
                         };
                         infos.insert(base.join(&v.uri).to_string_lossy().into_owned(), info);
                     }

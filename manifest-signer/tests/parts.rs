@@ -33,6 +33,7 @@ fn parts_and_segment(i: u32) -> (Vec<NewPart>, NewSegment) {
             data: Arc::from(&c[..]),
             duration_us: 200_000,
             independent: p == 0,
+            fresh: false,
         })
         .collect();
     let segment = NewSegment {
@@ -74,6 +75,28 @@ fn parts_chain_and_make_up_their_segment() {
     segment.data = Arc::from(&b"something else"[..]);
     let err = signer.publish(vec![segment]).unwrap_err();
     assert_eq!(err.code(), "chain_break", "{err}");
+}
+
+#[test]
+fn a_fresh_segment_begins_without_prev_and_consumers_accept_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut signer = StreamSigner::open(key(), dir.path(), config()).unwrap();
+    let mut chain = PartChain::new(key().stream_id());
+    for i in 0..2 {
+        let (parts, segment) = parts_and_segment(i);
+        for mut p in parts {
+            // Segment 1 begins a discontinuity: its part 0 is fresh.
+            p.fresh = i == 1;
+            let signed = signer.sign_part(p).unwrap();
+            let fresh_start = i == 1 && signed.body.part == 0;
+            assert_eq!(
+                signed.body.prev.is_none(),
+                i == 0 && signed.body.part == 0 || fresh_start
+            );
+            chain.accept_wire(signed.wire()).unwrap();
+        }
+        signer.publish(vec![segment]).unwrap();
+    }
 }
 
 #[test]

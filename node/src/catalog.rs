@@ -85,7 +85,7 @@ pub struct Catalog {
     publisher_advice: Mutex<Vec<String>>,
     /// Followed streams whose served manifest lags a newer verified one (set by the replica).
     lag: Mutex<crate::lag::Lag>,
-    /// Signed parts for LL-HLS (the origin's own streams).
+    /// Signed parts for LL-HLS: the origin's own, and those a follower verified.
     parts: crate::parts::PartStore,
 }
 
@@ -106,14 +106,8 @@ impl Catalog {
             updates: tokio::sync::broadcast::channel(UPDATES_BACKLOG).0,
             publisher_advice: Mutex::new(Vec::new()),
             lag: Mutex::new(crate::lag::Lag::default()),
-            parts: crate::parts::PartStore::new(None),
+            parts: crate::parts::PartStore::new(),
         }
-    }
-
-    /// Serves LL-HLS with this `PART-TARGET` (microseconds) for the streams it signs parts of.
-    pub fn with_part_target(mut self, part_target_us: Option<u64>) -> Self {
-        self.parts = crate::parts::PartStore::new(part_target_us);
-        self
     }
 
     pub fn parts(&self) -> &crate::parts::PartStore {

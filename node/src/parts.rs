@@ -23,44 +23,32 @@ const MAX_PARTS: usize = 2_000;
 struct Held {
     signed: SignedPart,
     data: Bytes,
-    init: Option<Hash>,
-    discontinuity: bool,
-}
-
-/// What a playlist needs of one rendition's parts.
-#[derive(Debug, Default)]
-pub struct RenditionParts {
-    pub parts: Vec<LivePart>,
-    /// The newest segment's parts begin a discontinuity.
-    pub in_progress_disc: bool,
-    /// The newest segment's init segment.
-    pub in_progress_init: Option<Hash>,
 }
 
 #[derive(Debug)]
 pub struct PartStore {
-    /// Declared `PART-TARGET`, microseconds; `None`: this node has no parts.
-    part_target_us: Option<u64>,
     streams: Mutex<HashMap<StreamId, HashMap<String, VecDeque<Held>>>>,
     changed: watch::Sender<u64>,
 }
 
 impl PartStore {
-    pub fn new(part_target_us: Option<u64>) -> Self {
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
+impl Default for PartStore {
+    fn default() -> Self {
         PartStore {
-            part_target_us,
             streams: Mutex::new(HashMap::new()),
             changed: watch::channel(0).0,
         }
     }
+}
 
-    /// `PART-TARGET` in microseconds, when this node serves LL-HLS.
-    pub fn part_target_us(&self) -> Option<u64> {
-        self.part_target_us
-    }
-
+impl PartStore {
     /// Keeps a part just signed (or verified) with its bytes, and wakes blocked reloads.
-    pub fn add(&self, stream: StreamId, signed: SignedPart, data: Bytes, init: Option<Hash>, discontinuity: bool) {
+    pub fn add(&self, stream: StreamId, signed: SignedPart, data: Bytes) {
         {
             let mut streams = self.streams.lock().unwrap_or_else(|p| p.into_inner());
             let list = streams
@@ -77,12 +65,7 @@ impl PartStore {
             {
                 list.clear();
             }
-            list.push_back(Held {
-                signed,
-                data,
-                init,
-                discontinuity,
-            });
+            list.push_back(Held { signed, data });
             while list.front().is_some_and(|h| h.signed.body.seq + KEEP_SEGMENTS < newest) || list.len() > MAX_PARTS {
                 list.pop_front();
             }
@@ -100,27 +83,21 @@ impl PartStore {
     }
 
     /// The parts of `rendition` held now, in order.
-    pub fn rendition(&self, stream: &StreamId, rendition: &str) -> RenditionParts {
+    pub fn rendition(&self, stream: &StreamId, rendition: &str) -> Vec<LivePart> {
         let streams = self.streams.lock().unwrap_or_else(|p| p.into_inner());
         let Some(list) = streams.get(stream).and_then(|s| s.get(rendition)) else {
-            return RenditionParts::default();
+            return Vec::new();
         };
-        let newest = list.back();
-        let first_of_newest = newest.and_then(|n| list.iter().find(|h| h.signed.body.seq == n.signed.body.seq));
-        RenditionParts {
-            parts: list
-                .iter()
-                .map(|h| LivePart {
-                    seq: h.signed.body.seq,
-                    part: h.signed.body.part,
-                    dur_us: h.signed.body.dur_us,
-                    hash: h.signed.body.hash,
-                    independent: h.signed.body.independent,
-                })
-                .collect(),
-            in_progress_disc: first_of_newest.is_some_and(|h| h.discontinuity),
-            in_progress_init: first_of_newest.and_then(|h| h.init),
-        }
+        list.iter()
+            .map(|h| LivePart {
+                seq: h.signed.body.seq,
+                part: h.signed.body.part,
+                dur_us: h.signed.body.dur_us,
+                hash: h.signed.body.hash,
+                independent: h.signed.body.independent,
+                chained: h.signed.body.prev.is_some(),
+            })
+            .collect()
     }
 
     /// The wire bytes of the PART statements of `rendition` held after position `after`

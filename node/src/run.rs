@@ -6,7 +6,7 @@
 //! `ingest` stops on its own, the node logs it and exits non-zero. On SIGINT/SIGTERM the ingest
 //! finishes and hands over the current segment, the loop signs it, then HTTP drains and stops.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -101,11 +101,11 @@ async fn node(
     let stream_id = signer.as_ref().map(StreamSigner::stream_id);
 
     let metrics = Arc::new(Metrics::default());
-    // PART-TARGET: parts close by 1.1 times the target at the latest (ingest's part rule).
-    let catalog = Arc::new(
-        Catalog::new(data_dir, cfg.http.cache_mib * 1024 * 1024, metrics.clone())
-            .with_part_target(part_ms.map(|ms| ms * 1100)),
-    );
+    let catalog = Arc::new(Catalog::new(
+        data_dir,
+        cfg.http.cache_mib * 1024 * 1024,
+        metrics.clone(),
+    ));
     let loaded = catalog.load_from_disk();
     tracing::info!(streams = loaded, "loaded signed streams from the data directory");
     let replica = Arc::new(Replica::new(data_dir, catalog.clone(), cfg.stream.retain));
@@ -357,6 +357,9 @@ async fn node(
         clock: None,
         gaps: HashSet::new(),
         pending: None,
+        // PART-TARGET: parts close by 1.1 times the target at the latest (ingest's part rule).
+        part_target_us: part_ms.map(|ms| ms * 1100),
+        part_inits: HashMap::new(),
         with_audio: None,
     });
     if let Some(n) = &mut node {

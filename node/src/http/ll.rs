@@ -69,7 +69,10 @@ pub fn parse_query(query: Option<&str>) -> Result<Ask, &'static str> {
 /// part asks for part 0 of the next segment (RFC 8216bis §6.2.5.2).
 pub fn answers(r: &Rendition, parts: &[LivePart], msn: u64, part: Option<u16>) -> bool {
     let complete = |seq: u64| r.segments.last().is_some_and(|s| s.seq >= seq);
-    let has_part = |seq: u64, p: u16| parts.iter().any(|x| (x.seq, x.part) >= (seq, p));
+    // Only what the playlist lists answers: a held part it leaves out (a fresh segment in
+    // progress) would otherwise answer at once, again and again.
+    let listed = playlist_ll::in_progress(r, parts);
+    let has_part = |seq: u64, p: u16| listed.iter().any(|x| (x.seq, x.part) >= (seq, p));
     match part {
         None => complete(msn),
         Some(p) if complete(msn) => {
@@ -99,35 +102,37 @@ pub async fn media(
 ) -> Result<Option<Response>, HttpError> {
     let parts = state.catalog.parts();
     let rendition_name = name.strip_suffix(".m3u8").unwrap_or(name);
-    let Some(part_target_us) = parts.part_target_us() else {
-        return Ok(None);
-    };
-    let ask = parse_query(query).map_err(HttpError::BadRequest)?;
-    let mut changed = parts.changed();
-    let wait = |r: &Rendition| Duration::from_secs(3 * r.target_duration.max(1));
-    let deadline = {
+    let wait = {
         let r = view
             .manifest
             .body
             .rendition(rendition_name)
             .ok_or(HttpError::NotFound)?;
-        tokio::time::Instant::now() + wait(r)
+        // A rendition without a signed PART-TARGET (no parts, or MPEG-TS): classic HLS.
+        if r.part_target_us.is_none() || r.container != Container::Fmp4 {
+            return Ok(None);
+        }
+        Duration::from_secs(3 * r.target_duration.max(1))
     };
+    let ask = parse_query(query).map_err(HttpError::BadRequest)?;
+    let mut changed = parts.changed();
+    let deadline = tokio::time::Instant::now() + wait;
     loop {
         let r = view
             .manifest
             .body
             .rendition(rendition_name)
             .ok_or(HttpError::NotFound)?;
-        if r.container != Container::Fmp4 {
+        // The signed PART-TARGET; a manifest signed meanwhile without one: classic HLS.
+        let Some(part_target_us) = r.part_target_us.filter(|_| r.container == Container::Fmp4) else {
             return Ok(None);
-        }
+        };
         let held = parts.rendition(&view.id, rendition_name);
         match ask.block {
-            Some((msn, _)) if too_far(r, &held.parts, msn) => {
+            Some((msn, _)) if too_far(r, &held, msn) => {
                 return Err(HttpError::BadRequest("_HLS_msn is more than two segments ahead\n"));
             }
-            Some((msn, part)) if !answers(r, &held.parts, msn, part) && !r.ended => {
+            Some((msn, part)) if !answers(r, &held, msn, part) && !r.ended => {
                 if tokio::time::timeout_at(deadline, changed.changed()).await.is_err() {
                     return Ok(Some(unavailable()));
                 }
@@ -144,7 +149,7 @@ pub async fn media(
             .filter(|o| o.name != r.name && o.container == Container::Fmp4)
             .filter_map(|o| {
                 let p = parts.rendition(&view.id, &o.name);
-                let (last_msn, last_part) = playlist_ll::last_position(o, &p.parts)?;
+                let (last_msn, last_part) = playlist_ll::last_position(o, &p)?;
                 Some(RenditionReport {
                     name: o.name.clone(),
                     last_msn,
@@ -156,9 +161,7 @@ pub async fn media(
             r,
             &LowLatency {
                 part_target_us,
-                parts: &held.parts,
-                in_progress_disc: held.in_progress_disc,
-                in_progress_init: held.in_progress_init,
+                parts: &held,
                 reports: &reports,
                 skip: ask.skip,
             },
@@ -191,7 +194,13 @@ pub async fn part(
     let (seq, part) = file.strip_suffix(".m4s").and_then(|s| s.split_once('.')).ok_or(BAD)?;
     let (seq, part): (u64, u16) = (seq.parse().map_err(|_| BAD)?, part.parse().map_err(|_| BAD)?);
     let parts = state.catalog.parts();
-    let target = Duration::from_micros(parts.part_target_us().ok_or(HttpError::NotFound)?);
+    let target_us = view
+        .manifest
+        .body
+        .rendition(rendition)
+        .and_then(|r| r.part_target_us)
+        .ok_or(HttpError::NotFound)?;
+    let target = Duration::from_micros(target_us);
     let deadline = tokio::time::Instant::now() + target * 3;
     let mut changed = parts.changed();
     loop {
@@ -275,6 +284,7 @@ mod tests {
             dur_us: 200_000,
             hash: manifest_signer::Hash::of(&[seq as u8, part as u8]),
             independent: part == 0,
+            chained: true,
         }
     }
 

@@ -2,7 +2,7 @@
 //! events) is signed, kept and offered to the catalog, in order; the end of a stream is signed
 //! by the policy in `crate::ending`. `run.rs` drives it from its select loop.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -37,6 +37,12 @@ pub(super) struct Signing<'a> {
     pub(super) pending: Option<(ingest::Segment, std::time::Instant)>,
     /// The session whose source segments come with an audio rendition.
     pub(super) with_audio: Option<u64>,
+    /// `PART-TARGET` signed into every fMP4 rendition when parts are on: the ingest closes a
+    /// part by 1.1 times its target at the latest.
+    pub(super) part_target_us: Option<u64>,
+    /// The init segment of each rendition's latest part: part 0 of a segment with another one
+    /// is signed fresh (without `prev`).
+    pub(super) part_inits: HashMap<String, manifest_signer::Hash>,
 }
 
 impl Signing<'_> {
@@ -116,7 +122,7 @@ impl Signing<'_> {
                     anchor
                 }
             };
-            batch.push(to_new_segment(seg, anchor));
+            batch.push(to_new_segment(seg, anchor, self.part_target_us));
         }
         let logged = self.signer.log().len();
         let count = batch.len() as u64;
@@ -151,18 +157,24 @@ impl Signing<'_> {
     /// signed is not served (its segment is still signed whole, or refused, later).
     fn sign_part(&mut self, part: ingest::Part) {
         let data = part.data.clone();
+        let init = part.init.as_deref().map(manifest_signer::Hash::of);
+        let new_init = init.is_some_and(|i| self.part_inits.get(&part.rendition) != Some(&i));
         let new = manifest_signer::signer::NewPart {
             rendition: part.rendition.clone(),
             index: part.index,
             data: Arc::from(&part.data[..]),
             duration_us: part.duration_us,
             independent: part.independent,
+            // A new publish or new codec parameters: consumers must wait for the manifest.
+            fresh: part.discontinuity || new_init,
         };
         match self.signer.sign_part(new) {
             Ok(signed) => {
-                let init = part.init.as_deref().map(manifest_signer::Hash::of);
+                if let Some(i) = init {
+                    self.part_inits.insert(part.rendition.clone(), i);
+                }
                 let stream = self.signer.stream_id();
-                self.catalog.parts().add(stream, signed, data, init, part.discontinuity);
+                self.catalog.parts().add(stream, signed, data);
             }
             Err(e) => {
                 self.catalog.metrics().ingest_dropped();
@@ -257,7 +269,9 @@ impl Signing<'_> {
 const AUDIO_WAIT: Duration = Duration::from_millis(200);
 
 /// `anchor`: Unix ms of stream time 0 in this publish session.
-fn to_new_segment(seg: ingest::Segment, anchor: u64) -> NewSegment {
+/// `part_target_us`: the node's PART-TARGET, signed for fMP4 renditions (made of parts).
+fn to_new_segment(seg: ingest::Segment, anchor: u64, part_target_us: Option<u64>) -> NewSegment {
+    let fmp4 = seg.container == ingest::Container::Fmp4;
     let info = &seg.info;
     NewSegment {
         rendition: seg.rendition.clone(),
@@ -282,6 +296,7 @@ fn to_new_segment(seg: ingest::Segment, anchor: u64) -> NewSegment {
             // every video rendition plays with (protocol 1.4 `kind`).
             kind: seg.audio_group.then_some(RenditionKind::Audio),
             channels: (seg.audio_group && info.audio_channels > 0).then_some(u32::from(info.audio_channels)),
+            part_target_us: part_target_us.filter(|_| fmp4),
         },
     }
 }
