@@ -4,13 +4,14 @@
 // latest manifest that verified against the pinned stream id. The server's .m3u8 bytes are
 // never fetched. fLoader: media and init segments (hls.js loads EXT-X-MAP through fLoader too)
 // are fetched, BLAKE3-checked against the hash in their URL (which came from the verified
-// manifest) and size-checked; bytes that fail are dropped and refetched, never passed on.
+// manifest) and size-checked; bytes that fail are dropped and refetched, never passed on. LL-HLS
+// parts go through the same fLoader, checked against their verified PART statements (ll.js).
 
 import { renderMaster, renderMedia, findRendition, verifySegment, LIMITS } from "../verifier/index.js";
 import { HttpError, fetchLimited, sleep } from "./net.js";
 import { HINTS } from "./stream.js";
 
-const PLAYLIST_RE = /^(master|[A-Za-z0-9_-]{1,32})\.m3u8(?:[?#].*)?$/;
+export const PLAYLIST_RE = /^(master|[A-Za-z0-9_-]{1,32})\.m3u8(?:[?#].*)?$/;
 const SEGMENT_RE = /^seg\/([0-9a-f]{64})\.(m4s|ts|mp4)(?:[?#].*)?$/;
 const REFETCHES = 3;                  // after a hash mismatch, from the network, not the cache
 const BACKOFF_MS = [250, 500, 1000];
@@ -26,7 +27,7 @@ function newLoadStats() {
 }
 
 /** Shared plumbing: one load per instance, abort, timeout, and the hls.js callback contract. */
-class BaseLoader {
+export class BaseLoader {
   constructor() {
     this.context = null;
     this.stats = newLoadStats();
@@ -135,7 +136,8 @@ export function makeLoaders(source, stats) {
         throw Object.assign(new Error(`refusing segment not named by hash: ${context.url}`), { status: 403 });
       }
       const [, hash, ext] = match;
-      const what = ext === "mp4" ? "init" : "segment";
+      // LL-HLS parts (ll.js) are named by hash like segments; their size is the signed PART's.
+      const what = ext === "mp4" ? "init" : source.isPart(hash) ? "part" : "segment";
       const limit = source.blobLimit(hash, ext);
       for (let attempt = 0; attempt <= REFETCHES; attempt++) {
         if (attempt > 0) await sleep(BACKOFF_MS[attempt - 1]);
@@ -150,7 +152,9 @@ export function makeLoaders(source, stats) {
         this.stats.loading.end = res.endAt;
         const code = await check(hash, res.bytes, limit);
         if (!code) {
-          if (what === "init") stats.verifiedInit++; else stats.verifiedSegments++;
+          if (what === "init") stats.verifiedInit++;
+          else if (what === "part") stats.verifiedParts++;
+          else stats.verifiedSegments++;
           stats.verified(hash);
           stats.addBytes("http", res.bytes.length);
           // Copy out exactly the verified bytes: hls.js may transfer the buffer to its worker.

@@ -1,11 +1,18 @@
 // The watch page: pins the stream id from the URL, plays it with hls.js through verifying
 // loaders, and shows who signed it and what was verified. window.hlswarm.stats() is the
 // machine-readable view that the end-to-end tests read.
+//
+// Three modes, chosen once per page load from the first verified manifest:
+// - "ll": LL-HLS with every part verified (ll.js), when the stream signs parts (renditions with
+//   part_target_us) and the URL has no ?ll=0. No peers: p2p-media-loader shares whole segments only.
+// - "p2p": classic HLS with peers (p2p-media-loader), with ?ll=0 or for a stream without parts.
+// - "hls": classic HLS over HTTP only, when peers are also off (?p2p=0).
 
 import Hls from "hls.js";
 import { HlsJsP2PEngine } from "p2p-media-loader-hlsjs";
 import { parseStreamId } from "../verifier/index.js";
 import { makeLoaders, makeSegmentValidator } from "./loaders.js";
+import { VerifiedParts, hasParts, makeLlPlaylistLoader } from "./ll.js";
 import { coreConfig, makePeerId, renditionSwarms, startLatencyControl } from "./p2p.js";
 import { Stats } from "./stats.js";
 import { StreamSource } from "./stream.js";
@@ -24,6 +31,10 @@ let source = null, hls = null, fatalError = null, fatalErrors = 0, p2pRole = nul
 const peerId = makePeerId();
 // ?p2p=0: no peers, no WebRTC (other viewers never learn this viewer's address).
 const p2pEnabled = params.get("p2p") !== "0";
+// ?ll=0: classic HLS even when the stream has parts (with peers unless ?p2p=0).
+const llEnabled = params.get("ll") !== "0";
+const MODE_LABELS = { ll: "LL-HLS, verified parts", p2p: "HLS + peers", hls: "HLS" };
+let mode = null, parts = null;
 
 function pickOrigin(param) {
   if (!param) return location.origin + "/";
@@ -48,6 +59,11 @@ function snapshot() {
     verifiedInit: stats.verifiedInit,
     verifiedPlaylists: stats.verifiedPlaylists,
     segmentFailures: stats.segmentFailures,
+    mode,
+    modeLabel: mode ? MODE_LABELS[mode] : null,
+    verifiedParts: stats.verifiedParts,
+    partStatements: stats.partStatements,
+    partFailures: stats.partFailures,
     manifestFailures: stats.manifestFailures,
     manifestStale: stats.manifestStale,
     lastError: stats.lastError,
@@ -71,7 +87,9 @@ function snapshot() {
   };
 }
 
-window.hlswarm = { stats: snapshot, get source() { return source; }, get hls() { return hls; }, counters: stats };
+window.hlswarm = {
+  stats: snapshot, get source() { return source; }, get hls() { return hls; }, get parts() { return parts; }, counters: stats,
+};
 
 async function start() {
   try {
@@ -166,7 +184,19 @@ function startPlayer() {
   // through `loader`, which is the verifying loader (playlists rendered, init segments checked).
   // p2p.js explains the schedule (who fetches over HTTP, how far behind live each viewer plays).
   const { VerifyingLoader, PlaylistLoader, FragmentLoader } = makeLoaders(source, stats);
-  if (!p2pEnabled) {
+  mode = llEnabled && hasParts(source.chain.latest.body) ? "ll" : p2pEnabled ? "p2p" : "hls";
+  if (mode === "ll") {
+    // Starts PART-HOLD-BACK (3 part targets) behind live; after a stall, up to 1.5x until back.
+    parts = new VerifiedParts(source, stats);
+    hls = new Hls({
+      pLoader: makeLlPlaylistLoader(source, parts, stats),
+      fLoader: FragmentLoader,
+      lowLatencyMode: true,
+      backBufferLength: 30,
+      maxLiveSyncPlaybackRate: 1.5,
+    });
+    p2pRole = "off";
+  } else if (mode === "hls") {
     // maxLiveSyncPlaybackRate: after a late start or a stall, play up to 1.5x until back at the
     // target latency (hls.js does not catch up by default).
     hls = new Hls({ pLoader: PlaylistLoader, fLoader: FragmentLoader, backBufferLength: 30, maxLiveSyncPlaybackRate: 1.5 });
@@ -175,9 +205,9 @@ function startPlayer() {
     startP2PPlayer(VerifyingLoader);
   }
 
-  // Every media segment hls.js loads must be one the verifier passed (checked, not assumed).
-  hls.on(Hls.Events.FRAG_LOADED, (_ev, { frag }) => {
-    const hash = /seg\/([0-9a-f]{64})\.(?:m4s|ts)/.exec(frag?.url || "")?.[1];
+  // Every media segment and part hls.js loads must be one the verifier passed (checked, not assumed).
+  hls.on(Hls.Events.FRAG_LOADED, (_ev, { frag, part }) => {
+    const hash = /seg\/([0-9a-f]{64})\.(?:m4s|ts)/.exec(part?.url || frag?.url || "")?.[1];
     if (frag?.sn !== "initSegment" && hash && !stats.verifiedHashes.has(hash)) stats.unverifiedLoaded++;
   });
   video.muted = true; // autoplay is only allowed muted; the viewer unmutes with the controls

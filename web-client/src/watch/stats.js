@@ -11,6 +11,9 @@ export class Stats {
     this.verifiedInit = 0;
     this.verifiedPlaylists = 0;
     this.segmentFailures = 0;
+    this.verifiedParts = 0;     // LL-HLS parts whose bytes matched their verified PART statement
+    this.partStatements = 0;    // PART statements verified (signature and chain)
+    this.partFailures = 0;      // parts refused: their statement (signature, chain) or their bytes
     this.manifestFailures = 0;
     this.manifestStale = 0;     // older manifests from a lagging server: dropped, not an error
     this.manifestSeq = null;
@@ -80,10 +83,11 @@ export class Stats {
     return out;
   }
 
-  /** Record a verification failure. `what` is "manifest", "segment", "init" or "announce". */
+  /** Record a verification failure. `what` is "manifest", "segment", "init", "part" or "announce". */
   failure(what, code, message) {
     if (what === "manifest") this.manifestFailures++;
     else if (what === "segment" || what === "init") this.segmentFailures++;
+    else if (what === "part") this.partFailures++;
     this.lastError = message;
     this.lastErrorCode = code;
     this.errors.push({ t: Date.now(), what, code, message });

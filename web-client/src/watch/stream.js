@@ -35,6 +35,7 @@ export class StreamSource {
     this.announceSlot = new AnnounceSlot(streamId);
     this.announce = null;
     this.sizes = new Map();          // blob hash -> { size, exact } from verified manifests
+    this.partSizes = new Map();      // part hash -> signed size, from verified PART statements
     this.inflight = null;
     this.fetchedAt = 0;
     // One random id per page load: the node counts viewers by it. Not a secret, not a tracker.
@@ -43,11 +44,20 @@ export class StreamSource {
     this.refusing = null;            // why the newest manifest was refused, until one verifies
   }
 
-  /** The latest verified manifest ({ body, id, wire }), refreshed from the origin first. */
-  async manifest() {
-    if (this.chain.latest && performance.now() - this.fetchedAt < REUSE_MS) return this.chain.latest;
+  /**
+   * The latest verified manifest ({ body, id, wire }), refreshed from the origin first. `fresh`:
+   * from a fetch that starts now, not one reused or already under way (the LL loader asks so
+   * when verified parts show a segment completed that the manifest it has does not list).
+   */
+  async manifest({ fresh = false } = {}) {
+    const asked = performance.now();
+    if (!fresh && this.chain.latest && asked - this.fetchedAt < REUSE_MS) return this.chain.latest;
+    if (fresh && this.inflight && this.inflightAt < asked) await this.inflight;
     // Coalesce: master, video and audio playlist reloads share one manifest fetch.
-    if (!this.inflight) this.inflight = this.refresh().finally(() => { this.inflight = null; });
+    if (!this.inflight) {
+      this.inflightAt = performance.now();
+      this.inflight = this.refresh().finally(() => { this.inflight = null; });
+    }
     await this.inflight;
     if (!this.chain.latest) throw this.lastFetchError || new Error("no verified manifest yet");
     return this.chain.latest;
@@ -63,6 +73,11 @@ export class StreamSource {
       return;
     }
     this.fetchedAt = performance.now();
+    // The bytes already verified and accepted: nothing to check again (a replay of the same).
+    if (this.isSame(bytes)) {
+      this.refusing = null;
+      return;
+    }
     try {
       const m = await this.chain.acceptWire(bytes);
       this.stats.manifestSeq = m.body.seq;
@@ -117,10 +132,23 @@ export class StreamSource {
     }
   }
 
+  /** A part whose PART statement verified (ll.js): its bytes must be exactly `size`. */
+  rememberPart(hash, size) {
+    this.partSizes.delete(hash);
+    this.partSizes.set(hash, size);
+    if (this.partSizes.size > MAX_KNOWN_BLOBS) this.partSizes.delete(this.partSizes.keys().next().value);
+  }
+
+  /** True for the hash of a part a verified PART statement names. */
+  isPart(hash) {
+    return this.partSizes.has(hash);
+  }
+
   /** Byte limit and whether it is the exact signed size, for a blob named `<hash>.<ext>`. */
   blobLimit(hash, ext) {
     const known = this.sizes.get(hash);
     if (known) return known;
+    if (this.partSizes.has(hash)) return { size: this.partSizes.get(hash), exact: true };
     return { size: ext === "mp4" ? LIMITS.MAX_INIT_BYTES : LIMITS.MAX_SEGMENT_BYTES, exact: false };
   }
 

@@ -29,6 +29,9 @@ export function render(s, stats) {
   set("v-init", s.verifiedInit);
   set("v-playlists", s.verifiedPlaylists);
   set("v-seg-fail", s.segmentFailures);
+  set("v-parts", s.verifiedParts);
+  set("v-part-fail", s.partFailures);
+  set("mode", s.modeLabel || "–");
   set("v-man-fail", s.manifestFailures);
   set("v-seq", s.manifestSeq ?? "–");
   set("last-error", s.lastError || "none");
@@ -43,13 +46,15 @@ export function render(s, stats) {
   set("p2p-role", s.p2pRole ?? "–");
   set("p2p-rejected", s.p2pRejected);
 
-  const failures = s.segmentFailures + s.manifestFailures;
+  const failures = s.segmentFailures + s.manifestFailures + s.partFailures;
+  const verified = s.verifiedSegments + s.verifiedParts;
   const badge = $("badge");
-  const state = s.fatalError ? "bad" : failures ? "warn" : s.verifiedSegments ? "ok" : "wait";
+  const state = s.fatalError ? "bad" : failures ? "warn" : verified ? "ok" : "wait";
+  const what = s.verifiedParts ? `${s.verifiedSegments} segments, ${s.verifiedParts} parts` : `${s.verifiedSegments} segments`;
   badge.className = `badge ${state}`;
   badge.textContent = {
-    ok: `verified ✓ ${s.verifiedSegments} segments`,
-    warn: `verified ✓ ${s.verifiedSegments}, refused ✗ ${failures}`,
+    ok: `verified ✓ ${what}`,
+    warn: `verified ✓ ${what}, refused ✗ ${failures}`,
     bad: `player error: ${s.fatalError}`,
     wait: "waiting for verified data…",
   }[state];
