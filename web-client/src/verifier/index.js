@@ -10,6 +10,6 @@ export { LIMITS, parseStreamId, verifySigned, validateManifest, validateAnnounce
 export { ManifestChain, AnnounceSlot } from "./chain.js";
 export { leafHash, nodeHash, verifyInclusion, verifyConsistency, EMPTY_ROOT } from "./merkle.js";
 export { renderMaster, renderMedia, formatPdt, peakBandwidth, findRendition } from "./playlist.js";
-export { renderMediaLl, lastPosition } from "./playlist_ll.js";
+export { renderMediaLl, lastPosition, inProgress } from "./playlist_ll.js";
 export { PART_LIMITS, PartChain, verifyPart } from "./part.js";
 export { runVector } from "./vectors.js";

@@ -42,18 +42,28 @@ function partLines(parts) {
 }
 
 /**
- * Where a rendition stands: [media sequence number of its last (possibly partial) segment, index
- * of the last part of it or null], or null when it has neither segments nor parts.
+ * The parts of the segment in progress that the playlist lists: those of the segment numbered
+ * after the window's last, from part 0 with no gap, when part 0 is chained (the segment continues
+ * the window: same init, no discontinuity). Empty otherwise, and for an empty window: such parts
+ * wait for the manifest, which is all that signed state can tell.
+ */
+export function inProgress(r, parts) {
+  if (!r.segments.length) return [];
+  const run = partsOf(parts, r.segments[r.segments.length - 1].seq + 1);
+  return run && run[0].chained ? run : [];
+}
+
+/**
+ * Where a rendition stands in its playlist: [media sequence number of its last (possibly
+ * partial) segment, index of the last part listed of it or null], or null for an empty window.
  */
 export function lastPosition(r, parts) {
-  const lastSeg = r.segments.length ? r.segments[r.segments.length - 1].seq : null;
-  const p = parts.length ? parts[parts.length - 1] : null;
-  if (p && (lastSeg === null || p.seq > lastSeg)) return [p.seq, p.part];
-  if (lastSeg !== null) {
-    const run = partsOf(parts, lastSeg);
-    return [lastSeg, run ? run[run.length - 1].part : null];
-  }
-  return null;
+  if (!r.segments.length) return null;
+  const run = inProgress(r, parts);
+  if (run.length) return [run[run.length - 1].seq, run[run.length - 1].part];
+  const last = r.segments[r.segments.length - 1].seq;
+  const done = partsOf(parts, last);
+  return [last, done ? done[done.length - 1].part : null];
 }
 
 /** The LL-HLS media playlist of an fMP4 rendition `r` (a verified manifest's) with `ll`. */
@@ -95,11 +105,9 @@ export function renderMediaLl(r, ll) {
   // with the window's init and no discontinuity: all that signed state can tell. Otherwise they
   // wait for the manifest. An empty window has neither, nor an init to play them with.
   if (r.segments.length) {
-    const inProgress = r.segments[r.segments.length - 1].seq + 1;
-    let run = partsOf(ll.parts, inProgress);
-    if (!run || !run[0].chained) run = [];
+    const run = inProgress(r, ll.parts);
     out += partLines(run);
-    out += `#EXT-X-PRELOAD-HINT:TYPE=PART,URI="part/${r.name}/${inProgress}.${run.length}.m4s"\n`;
+    out += `#EXT-X-PRELOAD-HINT:TYPE=PART,URI="part/${r.name}/${r.segments[r.segments.length - 1].seq + 1}.${run.length}.m4s"\n`;
   }
   for (const rep of ll.reports) {
     out += `#EXT-X-RENDITION-REPORT:URI="${rep.name}.m3u8",LAST-MSN=${rep.last_msn}`;
