@@ -107,6 +107,10 @@ pub struct SwarmMetrics {
     pub busy_replies: AtomicU64,
     pub gossip_rejected: AtomicU64,
     pub peers_banned: AtomicU64,
+    /// LL-HLS parts verified (statement and bytes) and stored from peers.
+    pub parts_in: AtomicU64,
+    /// Parts fetched and served to peers.
+    pub parts_served: AtomicU64,
 }
 
 /// The HTTP sources' health (node/src/sources): mirrors and the swarm's HTTP fallback.
@@ -157,7 +161,7 @@ impl SwarmMetrics {
 
     fn render(&self, o: &mut String) {
         let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
-        let rows: [(&str, &str, &str, &AtomicU64); 8] = [
+        let rows: [(&str, &str, &str, &AtomicU64); 10] = [
             ("hlswarm_swarm_peers", "gauge", "Connected swarm peers.", &self.peers),
             (
                 "hlswarm_swarm_bytes_in_total{source=\"peer\"}",
@@ -200,6 +204,18 @@ impl SwarmMetrics {
                 "counter",
                 "Peers banned for sending bytes that failed verification.",
                 &self.peers_banned,
+            ),
+            (
+                "hlswarm_swarm_parts_in_total",
+                "counter",
+                "LL-HLS parts from peers, verified against their signed statement and stored.",
+                &self.parts_in,
+            ),
+            (
+                "hlswarm_swarm_parts_served_total",
+                "counter",
+                "LL-HLS parts uploaded to peers.",
+                &self.parts_served,
             ),
         ];
         for (name, kind, help, v) in rows {

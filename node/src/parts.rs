@@ -10,7 +10,7 @@ use bytes::Bytes;
 use manifest_signer::part::SignedPart;
 use manifest_signer::playlist_ll::LivePart;
 use manifest_signer::{Hash, StreamId};
-use tokio::sync::watch;
+use tokio::sync::{broadcast, watch};
 
 /// Parts are kept for this many media sequence numbers back from the newest (the playlist
 /// lists those of the last three target durations and of the segment in progress).
@@ -29,6 +29,8 @@ struct Held {
 pub struct PartStore {
     streams: Mutex<HashMap<StreamId, HashMap<String, VecDeque<Held>>>>,
     changed: watch::Sender<u64>,
+    /// Every part added, as (stream, statement wire bytes): the swarm gossips its own.
+    added: broadcast::Sender<(StreamId, Bytes)>,
 }
 
 impl PartStore {
@@ -42,6 +44,7 @@ impl Default for PartStore {
         PartStore {
             streams: Mutex::new(HashMap::new()),
             changed: watch::channel(0).0,
+            added: broadcast::channel(256).0,
         }
     }
 }
@@ -65,6 +68,7 @@ impl PartStore {
             {
                 list.clear();
             }
+            let _ = self.added.send((stream, Bytes::copy_from_slice(signed.wire())));
             list.push_back(Held { signed, data });
             while list.front().is_some_and(|h| h.signed.body.seq + KEEP_SEGMENTS < newest) || list.len() > MAX_PARTS {
                 list.pop_front();
@@ -80,6 +84,11 @@ impl PartStore {
 
     pub fn changed(&self) -> watch::Receiver<u64> {
         self.changed.subscribe()
+    }
+
+    /// Every part added from now on: (stream, PART statement wire bytes).
+    pub fn added(&self) -> broadcast::Receiver<(StreamId, Bytes)> {
+        self.added.subscribe()
     }
 
     /// The parts of `rendition` held now, in order.

@@ -20,6 +20,8 @@
 
 mod fallback;
 pub mod identity;
+mod part_glue;
+pub mod parts;
 pub mod proto;
 
 use std::collections::{HashMap, HashSet};
@@ -347,6 +349,9 @@ pub async fn start(
     let mut node = Node {
         swarm,
         updates: catalog.subscribe(),
+        relay: parts::PartRelay::default(),
+        part_fetches: HashMap::new(),
+        parts_added: catalog.parts().added(),
         catalog,
         replica,
         own,
@@ -571,6 +576,10 @@ struct Node {
     misbehave: Misbehave,
     first_heard: HashMap<StreamId, Vec<u8>>,
     forger: manifest_signer::StreamKey,
+    /// LL-HLS parts in flight (swarm/parts.rs), and the fetches of their bytes.
+    relay: parts::PartRelay<gossipsub::MessageId, PeerId>,
+    part_fetches: HashMap<OutboundRequestId, (StreamId, Hash)>,
+    parts_added: tokio::sync::broadcast::Receiver<(StreamId, Bytes)>,
 }
 
 impl std::fmt::Debug for Node {
@@ -657,6 +666,12 @@ impl Node {
                     Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
                 },
                 _ = tick.tick() => self.on_tick(),
+                added = self.parts_added.recv() => match added {
+                    Ok((stream, wire)) => self.on_part_added(stream, wire),
+                    // Missed parts are missed: followers take their segments whole.
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
+                },
             }
         }
         Ok(())
@@ -759,6 +774,13 @@ impl Node {
                 message_id,
                 message,
             } => {
+                if message.data.first() == Some(&4)
+                    && let Some(stream) = proto::topic_stream(message.topic.as_str())
+                    && self.streams.contains_key(&stream)
+                    && let Ok(Gossip::Part(wire)) = Gossip::decode(&message.data)
+                {
+                    return self.on_part_gossip(stream, &wire, message_id, propagation_source);
+                }
                 let verdict = self.validate(&message);
                 if verdict == MessageAcceptance::Reject {
                     SwarmMetrics::add(&self.metrics().gossip_rejected, 1);
@@ -798,6 +820,8 @@ impl Node {
             }
         };
         match gossip {
+            // Handled by on_part_gossip (a stream carried here); anything else is not ours.
+            Gossip::Part(_) => MessageAcceptance::Ignore,
             Gossip::Have(seq) => {
                 if let (Some(src), Some(c)) = (m.source, self.streams.get_mut(&stream))
                     && (c.haves.len() < MAX_HAVES || c.haves.contains_key(&src))
@@ -938,6 +962,9 @@ impl Node {
                 message: request_response::Message::Response { request_id, response },
                 ..
             } => {
+                if self.part_fetches.contains_key(&request_id) {
+                    return self.on_part_response(request_id, peer, Some(response));
+                }
                 let Some((req, _)) = self.outbound.remove(&request_id) else {
                     return;
                 };
@@ -990,6 +1017,9 @@ impl Node {
                 error,
                 ..
             } => {
+                if self.part_fetches.contains_key(&request_id) {
+                    return self.on_part_response(request_id, peer, None);
+                }
                 if let Some((req, _)) = self.outbound.remove(&request_id) {
                     self.unload(peer);
                     tracing::debug!(%peer, error = %error, "swarm request failed");
@@ -1104,6 +1134,9 @@ impl Node {
                 });
             }
             Request::Blob { stream, hash } => {
+                if let Some(bytes) = self.catalog.parts().bytes(&stream, &hash) {
+                    return self.serve_part(request_id, hash, bytes, channel);
+                }
                 let Some(view) = self.catalog.get(&stream) else {
                     return self.respond(channel, Response::NotFound);
                 };
@@ -1409,6 +1442,7 @@ impl Node {
             }
         }
         self.ticks += 1;
+        self.part_tick();
         let streams: Vec<StreamId> = self.streams.keys().copied().collect();
         for id in streams {
             if self.own == Some(id) {

@@ -47,6 +47,8 @@ pub enum Gossip {
     Announce(Vec<u8>),
     /// The author holds every blob of the stream's manifest `seq` (and serves it).
     Have(u64),
+    /// PART statement wire bytes (§16); whoever forwards one serves the part's bytes.
+    Part(Vec<u8>),
 }
 
 impl Gossip {
@@ -55,6 +57,7 @@ impl Gossip {
             Gossip::Manifest(w) => [&[1u8][..], w].concat(),
             Gossip::Announce(w) => [&[2u8][..], w].concat(),
             Gossip::Have(seq) => [&[3u8][..], &seq.to_be_bytes()].concat(),
+            Gossip::Part(w) => [&[4u8][..], w].concat(),
         }
     }
 
@@ -66,7 +69,8 @@ impl Gossip {
             3 => Ok(Gossip::Have(u64::from_be_bytes(
                 rest.try_into().map_err(|_| "have: not 8 bytes")?,
             ))),
-            1 | 2 => Err("signed object over its size limit"),
+            4 if rest.len() <= manifest_signer::part::MAX_WIRE_BYTES => Ok(Gossip::Part(rest.to_vec())),
+            1 | 2 | 4 => Err("signed object over its size limit"),
             _ => Err("unknown message kind"),
         }
     }
