@@ -56,8 +56,8 @@ for SEG in 1 2; do
     live || { echo "no 4-segment playlist after 30 s" >&2; exit 1; }
     for MODE in off on ll; do
         case $MODE in
-            off) URL="http://$HTTP/watch/$ID?p2p=0" ;;
-            on) URL="http://$HTTP/watch/$ID" ;;
+            off) URL="http://$HTTP/watch/$ID?ll=0&p2p=0" ;;
+            on) URL="http://$HTTP/watch/$ID?ll=0" ;;
             ll) URL="http://127.0.0.1:$WEBPORT/ll-player.html?src=http://$HTTP/streams/$ID/master.m3u8" ;;
         esac
         node web-client/test/e2e/driver.mjs --url "$URL" --timeout-s $((SAMPLE + 25)) \

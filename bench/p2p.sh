@@ -35,7 +35,7 @@ ffmpeg -v error -nostdin -re -f lavfi -i testsrc2=size=1280x720:rate=30 -f lavfi
     -t "$TOTAL" -c:v libx264 -preset veryfast -tune zerolatency -b:v 2M -g $((30 * SEG)) -pix_fmt yuv420p \
     -c:a aac -f flv "rtmp://$RTMP/live/bench" &
 FF=$!; PIDS+=("$FF")
-timeout $((TOTAL + 60)) python3 bench/p2p_share.py "http://$HTTP/watch/$ID" "$N" "$WARM" "$SPAN" >"$WORK/result.json"
+timeout $((TOTAL + 60)) python3 bench/p2p_share.py "http://$HTTP/watch/$ID?ll=0" "$N" "$WARM" "$SPAN" >"$WORK/result.json"
 cat "$WORK/result.json"
 if [ -n "${BENCH_RESULTS:-}" ]; then mkdir -p "$BENCH_RESULTS"; cp "$WORK/result.json" "$BENCH_RESULTS/p2p.json"; fi
 kill "$FF" 2>/dev/null || true

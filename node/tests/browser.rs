@@ -1,8 +1,10 @@
 //! The watch page in real headless Chromium (web-client/test/e2e/driver.mjs drives it and prints
 //! the page's stats as JSON lines): ffmpeg pushes RTMP into `hlswarm run`, the page plays with
-//! every playlist and segment verified in the page; a test proxy between page and node then
-//! flips bytes in segments (refused, refetched, playback goes on) and serves a manifest signed
-//! by another key (refused with a visible error). The self-test page runs the protocol vectors.
+//! every playlist, segment and part verified in the page; a test proxy between page and node
+//! then flips bytes in segments or in one LL-HLS part (refused, refetched, playback goes on) and
+//! serves a manifest signed by another key (refused with a visible error). By default the page
+//! plays LL-HLS (the node signs parts); `?ll=0` keeps it on classic HLS with peers. The
+//! self-test page runs the protocol vectors.
 //!
 //! Needs node, web-client/node_modules (`npm ci`) and /usr/bin/chromium: scripts/test.sh sets
 //! them up.
@@ -30,6 +32,12 @@ struct Proxy {
     /// Media segment responses still to corrupt.
     tamper: AtomicU32,
     tampered: AtomicU32,
+    /// Part responses still to corrupt: `seg/<hash>.m4s` whose hash no segment of the current
+    /// manifest has (an LL-HLS part ahead of its segment).
+    tamper_parts: AtomicU32,
+    /// The path of the part corrupted, and how often it was asked for again since.
+    tampered_part: Mutex<Option<String>>,
+    refetched: AtomicU32,
     /// When set, served instead of the real manifest.json.
     forged_manifest: Mutex<Option<Vec<u8>>>,
 }
@@ -53,6 +61,21 @@ async fn proxy(State(p): State<Arc<Proxy>>, req: Request) -> Response {
         }
     }
     let mut body = resp.bytes().await.map(|b| b.to_vec()).unwrap_or_default();
+    if p.tampered_part.lock().unwrap().as_deref() == Some(path.as_str()) {
+        p.refetched.fetch_add(1, Ordering::SeqCst);
+    }
+    if status == 200
+        && !body.is_empty()
+        && p.tamper_parts.load(Ordering::SeqCst) > 0
+        && is_part(&p, &path).await
+        && p.tamper_parts
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok()
+    {
+        let mid = body.len() / 2;
+        body[mid] ^= 0x01;
+        *p.tampered_part.lock().unwrap() = Some(path.clone());
+    }
     if path.ends_with("/manifest.json")
         && let Some(forged) = p.forged_manifest.lock().unwrap().clone()
     {
@@ -74,12 +97,41 @@ async fn proxy(State(p): State<Arc<Proxy>>, req: Request) -> Response {
     (StatusCode::from_u16(status).unwrap(), headers, Bytes::from(body)).into_response()
 }
 
+/// `/streams/<id>/seg/<hash>.m4s` whose hash is not a segment of the node's current manifest.
+async fn is_part(p: &Proxy, path: &str) -> bool {
+    let Some((dir, file)) = path.split_once("/seg/") else {
+        return false;
+    };
+    let Some(hash) = file.strip_suffix(".m4s") else {
+        return false;
+    };
+    let url = format!("{}{dir}/manifest.json", p.upstream);
+    let Ok(resp) = p.client.get(url).send().await else {
+        return false;
+    };
+    let Some(m) = resp
+        .bytes()
+        .await
+        .ok()
+        .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
+    else {
+        return false;
+    };
+    let segments = m["renditions"].as_array().into_iter().flatten();
+    !segments
+        .flat_map(|r| r["segments"].as_array().into_iter().flatten())
+        .any(|s| s["hash"] == hash)
+}
+
 async fn start_proxy(upstream: String) -> (String, Arc<Proxy>) {
     let p = Arc::new(Proxy {
         upstream,
         client: reqwest::Client::new(),
         tamper: AtomicU32::new(0),
         tampered: AtomicU32::new(0),
+        tamper_parts: AtomicU32::new(0),
+        tampered_part: Mutex::new(None),
+        refetched: AtomicU32::new(0),
         forged_manifest: Mutex::new(None),
     });
     let app = axum::Router::new().fallback(proxy).with_state(p.clone());
@@ -97,7 +149,8 @@ async fn watch_page_verifies_everything_and_refuses_tampering() {
     let mut push = publish(&node.rtmp_url(SECRET), 40, "320x240");
     let (origin, proxy) = start_proxy(node.url("")).await;
 
-    let watch = format!("{origin}/watch/{id}");
+    // ?ll=0: classic HLS with peers, although the node signs parts.
+    let watch = format!("{origin}/watch/{id}?ll=0");
     let mut page = tokio::task::block_in_place(|| Browser::open(&watch, &[]));
     let s = tokio::task::block_in_place(|| {
         page.wait("verified playback", Duration::from_secs(60), |s| {
@@ -105,6 +158,9 @@ async fn watch_page_verifies_everything_and_refuses_tampering() {
         })
     });
     assert!(s["fatalError"].is_null(), "{s}");
+    assert_eq!(s["mode"], "p2p", "{s}");
+    assert_eq!(s["modeLabel"], "HLS + peers", "{s}");
+    assert_eq!(num(&s, "verifiedParts"), 0.0, "no parts in classic mode: {s}");
     assert_eq!(num(&s, "segmentFailures"), 0.0, "{s}");
     assert_eq!(s["streamId"], id.as_str());
     assert_eq!(s["title"], "browser test");
@@ -156,6 +212,69 @@ async fn watch_page_verifies_everything_and_refuses_tampering() {
     assert!(num(&s, "passed") >= 51.0, "{s}");
     assert_eq!(num(&s, "failed"), 0.0, "{s}");
     drop(selftest);
+
+    let _ = push.kill();
+    let _ = push.wait();
+    assert!(node.stop().success());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn watch_page_plays_ll_hls_with_every_part_verified() {
+    let data = tempfile::tempdir().unwrap();
+    let node = Node::start(data.path(), &["--segment-seconds", "1", "--part-ms", "200"]);
+    let id = node.stream_id.clone();
+    let mut push = publish(&node.rtmp_url(SECRET), 60, "320x240");
+    let (origin, proxy) = start_proxy(node.url("")).await;
+
+    // The node signs parts: the page plays LL-HLS by default, parts verified one by one.
+    let mut page = tokio::task::block_in_place(|| Browser::open(&format!("{origin}/watch/{id}"), &[]));
+    let s = tokio::task::block_in_place(|| {
+        page.wait("LL-HLS playback from verified parts", Duration::from_secs(60), |s| {
+            num(s, "currentTime") >= 3.0 && num(s, "verifiedParts") >= 15.0 && !s["latency"].is_null()
+        })
+    });
+    eprintln!("LL playback: {s}");
+    assert_eq!(s["mode"], "ll", "{s}");
+    assert_eq!(s["modeLabel"], "LL-HLS, verified parts", "{s}");
+    assert!(s["fatalError"].is_null(), "{s}");
+    assert_eq!(num(&s, "unverifiedLoaded"), 0.0, "{s}");
+    assert_eq!(num(&s, "partFailures") + num(&s, "segmentFailures"), 0.0, "{s}");
+    assert!(num(&s, "partStatements") >= num(&s, "verifiedParts"), "{s}");
+    assert_eq!(num(&s, "bytesP2p"), 0.0, "no peers in LL mode: {s}");
+    // A loose bound on a shared machine; the page targets PART-HOLD-BACK (0.66 s).
+    let latency = num(&s, "latency");
+    assert!(latency > 0.0 && latency < 5.0, "latency {latency}: {s}");
+
+    // One flipped byte in one part: refused before hls.js sees it, refetched, playback goes on.
+    proxy.tamper_parts.store(1, Ordering::SeqCst);
+    let s = tokio::task::block_in_place(|| {
+        page.wait("the tampered part to be refused", Duration::from_secs(30), |s| {
+            num(s, "partFailures") >= 1.0
+        })
+    });
+    assert_eq!(s["lastErrorCode"], "hash_mismatch", "{s}");
+    let tampered = proxy.tampered_part.lock().unwrap().clone().unwrap();
+    let (t0, v0) = (num(&s, "currentTime"), num(&s, "verifiedParts"));
+    let s = tokio::task::block_in_place(|| {
+        page.wait(
+            "playback to go on past the tampered part",
+            Duration::from_secs(30),
+            |s| num(s, "currentTime") >= t0 + 3.0 && num(s, "verifiedParts") >= v0 + 10.0,
+        )
+    });
+    assert!(
+        proxy.refetched.load(Ordering::SeqCst) >= 1,
+        "{tampered} asked for again"
+    );
+    assert!(s["fatalError"].is_null(), "{s}");
+    assert_eq!(num(&s, "unverifiedLoaded"), 0.0, "{s}");
+    assert_eq!(
+        num(&s, "partFailures"),
+        1.0,
+        "one refusal, then the refetch verified: {s}"
+    );
+    assert_eq!(s["mode"], "ll", "{s}");
+    drop(page);
 
     let _ = push.kill();
     let _ = push.wait();

@@ -49,7 +49,7 @@ fn later_viewers_get_most_segments_from_peers_and_verify_all() {
     let node = Node::start(data.path(), &["--segment-seconds", "1", "--title", "p2p test"]);
     let id = node.stream_id.clone();
     let mut push = publish(&node.rtmp_url(SECRET), 150, "640x360");
-    let watch = node.url(&format!("/watch/{id}"));
+    let watch = node.url(&format!("/watch/{id}?ll=0"));
 
     // Each viewer opens once the previous one plays, so the first one is the oldest (the leader).
     let mut viewers: Vec<Browser> = Vec::new();

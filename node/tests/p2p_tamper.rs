@@ -28,7 +28,7 @@ fn a_peer_serving_tampered_segments_is_refused_and_playback_continues() {
     let node = Node::start(data.path(), &["--segment-seconds", "1", "--title", "tamper test"]);
     let id = node.stream_id.clone();
     let mut push = publish(&node.rtmp_url(SECRET), 120, "640x360");
-    let watch = node.url(&format!("/watch/{id}"));
+    let watch = node.url(&format!("/watch/{id}?ll=0"));
 
     let mut bad = Browser::open(&watch, &["--timeout-s", "240", "--tamper-uploads"]);
     bad.wait("the tampering viewer to play", Duration::from_secs(60), playing);

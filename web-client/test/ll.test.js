@@ -143,6 +143,12 @@ test("LL playlists are rendered from verified parts, never from the node's text;
   assert.match(calls.filter((u) => u.includes(".m3u8")).at(-1), /hlswarm_parts=3\.0$/);
   assert.ok(next.a[0].data.includes(`seg/${seg3[1].hash}.m4s`));
   assert.equal(stats.partStatements, 7);
+  // The master through the LL loader, once a manifest is known: rendered, nothing fetched but it.
+  const before = calls.length;
+  const master = await load(Ll, source.base + "master.m3u8", "manifest");
+  assert.equal(master.kind, "success");
+  assert.match(master.a[0].data, /^#EXTM3U\n#EXT-X-VERSION:6\n/);
+  assert.ok(calls.slice(before).every((u) => u.endsWith("/manifest.json")));
   assert.equal(stats.partFailures, 3, "the forged, the equivocal and the older one (a rollback)");
   assert.deepEqual(stats.errors.filter((e) => e.what === "part").map((e) => e.code), ["bad_signature", "equivocation", "replay"]);
   assert.ok(!next.a[0].data.includes(HASH("9")));

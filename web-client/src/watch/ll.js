@@ -127,7 +127,7 @@ export function makeLlPlaylistLoader(source, parts, stats) {
       const match = rel !== null && PLAYLIST_RE.exec(rel);
       if (!match) throw Object.assign(new Error(`refusing playlist outside the stream: ${context.url}`), { status: 403 });
       const name = match[1];
-      const known = source.chain.latest && name !== "master" && findRendition(source.chain.latest.body, name);
+      const known = source.chain.latest && name !== "master" ? findRendition(source.chain.latest.body, name) : undefined;
       let served = false;
       if (known && isLl(known)) {
         // Blocks at the node until the part hls.js asks for exists.
