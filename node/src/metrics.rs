@@ -111,6 +111,8 @@ pub struct SwarmMetrics {
     pub parts_in: AtomicU64,
     /// Parts fetched and served to peers.
     pub parts_served: AtomicU64,
+    /// Segments stored from the parts this node relayed instead of being fetched.
+    pub segments_from_parts: AtomicU64,
 }
 
 /// The HTTP sources' health (node/src/sources): mirrors and the swarm's HTTP fallback.
@@ -161,7 +163,7 @@ impl SwarmMetrics {
 
     fn render(&self, o: &mut String) {
         let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
-        let rows: [(&str, &str, &str, &AtomicU64); 10] = [
+        let rows: [(&str, &str, &str, &AtomicU64); 11] = [
             ("hlswarm_swarm_peers", "gauge", "Connected swarm peers.", &self.peers),
             (
                 "hlswarm_swarm_bytes_in_total{source=\"peer\"}",
@@ -216,6 +218,12 @@ impl SwarmMetrics {
                 "counter",
                 "LL-HLS parts uploaded to peers.",
                 &self.parts_served,
+            ),
+            (
+                "hlswarm_swarm_segments_from_parts_total",
+                "counter",
+                "Segments stored from relayed parts (their hash checked) instead of fetched.",
+                &self.segments_from_parts,
             ),
         ];
         for (name, kind, help, v) in rows {

@@ -133,6 +133,26 @@ impl PartStore {
             .map(|h| h.data.clone())
     }
 
+    /// The bytes of segment `seq` of `rendition` made of its held parts (0, 1, … with no gap),
+    /// if any are held; whether they are the whole segment is for the caller's hash to say.
+    pub fn concat(&self, stream: &StreamId, rendition: &str, seq: u64) -> Option<Bytes> {
+        let streams = self.streams.lock().unwrap_or_else(|p| p.into_inner());
+        let list = streams.get(stream)?.get(rendition)?;
+        let run: Vec<&Held> = list.iter().filter(|h| h.signed.body.seq == seq).collect();
+        let contiguous = run
+            .iter()
+            .enumerate()
+            .all(|(i, h)| usize::from(h.signed.body.part) == i);
+        if run.is_empty() || !contiguous {
+            return None;
+        }
+        let mut out = Vec::with_capacity(run.iter().map(|h| h.data.len()).sum());
+        for h in run {
+            out.extend_from_slice(&h.data);
+        }
+        Some(Bytes::from(out))
+    }
+
     /// The hash and bytes of part `part` of segment `seq` of `rendition`, if held.
     pub fn at(&self, stream: &StreamId, rendition: &str, seq: u64, part: u16) -> Option<(Hash, Bytes)> {
         let streams = self.streams.lock().unwrap_or_else(|p| p.into_inner());

@@ -1,7 +1,8 @@
 //! Seeders serve the same LL-HLS as the origin: a real ffmpeg push into `hlswarm run` (1 s
 //! segments, 200 ms parts), `hlswarm seed` nodes on a loopback swarm that get each PART
 //! statement by gossip and its bytes from the peer that forwarded it, verify both, and serve
-//! the parts in LL-HLS playlists byte-identical to the origin's. A seeder that flips bytes
+//! the parts in LL-HLS playlists byte-identical to the origin's; the segments it relayed as
+//! parts it stores from them. A seeder that flips bytes
 //! (`--misbehave flip`) is refused and banned by a seeder that knew only it, which still
 //! serves verified parts.
 
@@ -113,6 +114,8 @@ async fn seeders_serve_the_origins_ll_hls_from_verified_parts() {
         "the seeder's LL-HLS playlist equals the origin's for the same signed state"
     );
     assert!(metric(&seeder, "hlswarm_swarm_parts_in_total").await > 10.0);
+    // Segments it relayed as parts are stored from them, not downloaded a second time.
+    assert!(metric(&seeder, "hlswarm_swarm_segments_from_parts_total").await > 0.0);
 
     // A seeder that knows only the flipper: its first parts come flipped, are refused, and the
     // flipper is banned; it then finds the others and serves verified parts.

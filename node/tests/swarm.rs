@@ -136,11 +136,13 @@ async fn seeders_converge_verify_and_serve_every_segment() {
         }
     }
 
-    // Seeders got segments from each other, not all from the origin.
+    // Seeders got segments from each other, not all from the origin: fetched from peers, or
+    // stored from the LL-HLS parts they relayed.
     let mut from_peers = 0.0;
     let mut served_by_seeders = 0.0;
     for s in &seeders {
         from_peers += metric(s, "hlswarm_swarm_fetches_total{source=\"peer\"}").await;
+        from_peers += metric(s, "hlswarm_swarm_segments_from_parts_total").await;
         served_by_seeders += metric(s, "hlswarm_bytes_out_total{transport=\"libp2p\"").await;
     }
     assert!(from_peers >= segments.len() as f64, "fetched from peers: {from_peers}");

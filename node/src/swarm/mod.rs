@@ -541,6 +541,12 @@ enum Internal {
         result: Result<(), manifest_signer::Error>,
     },
     Http(fallback::HttpEvent),
+    /// A wanted segment made of parts held here, offered to the replica.
+    Assembled {
+        stream: StreamId,
+        hash: Hash,
+        result: Result<(), manifest_signer::Error>,
+    },
     /// Log entries offered to the replica; `from` is the source (None: HTTP).
     LogTaken {
         stream: StreamId,
@@ -895,6 +901,10 @@ impl Node {
             *h = (*h).max(seq);
         }
         if let Offered::New { seq, wanted } = offered {
+            let from_parts = self.assemble_from_parts(stream, wire, &wanted);
+            let Some(c) = self.streams.get_mut(&stream) else {
+                return Ok(());
+            };
             c.last_new = Instant::now();
             let now = Instant::now();
             for w in wanted {
@@ -912,6 +922,8 @@ impl Node {
                     want.archive = false;
                     want.seq = seq;
                 }
+                // Being stored from parts: fetched only if that fails.
+                want.inflight |= from_parts.contains(&want.w.hash);
             }
             self.schedule();
         }
@@ -1252,6 +1264,7 @@ impl Node {
                 }
             },
             Internal::Http(ev) => self.on_http(ev),
+            Internal::Assembled { stream, hash, result } => self.on_assembled(stream, hash, result),
             Internal::LogTaken { stream, from, result } => {
                 let Some(c) = self.streams.get_mut(&stream) else { return };
                 c.log_busy = false;

@@ -7,12 +7,13 @@ use bytes::Bytes;
 use libp2p::PeerId;
 use libp2p::gossipsub::{self, MessageAcceptance};
 use libp2p::request_response::{InboundRequestId, OutboundRequestId, ResponseChannel};
-use manifest_signer::{Hash, StreamId};
+use manifest_signer::{Hash, ManifestRoot, Signed, StreamId};
 
 use super::parts::{Step, Verdict};
 use super::proto::{self, Gossip, Request, Response};
-use super::{MAX_UPLOADS, Node, blob_response};
+use super::{Internal, MAX_UPLOADS, Node, blob_response};
 use crate::metrics::SwarmMetrics;
+use crate::replica::Wanted;
 
 impl Node {
     /// A gossiped PART statement of a followed stream.
@@ -118,5 +119,51 @@ impl Node {
             .behaviour_mut()
             .gossipsub
             .report_message_validation_result(msg, from, acceptance);
+    }
+}
+
+impl Node {
+    /// Segments of a new manifest that this node already holds as parts (those it relayed)
+    /// are stored from them, not fetched again: each returned hash is being offered to the
+    /// replica, which checks it like any fetched blob.
+    pub(super) fn assemble_from_parts(&mut self, stream: StreamId, wire: &[u8], wanted: &[Wanted]) -> Vec<Hash> {
+        let Ok(m) = Signed::<ManifestRoot>::from_wire(wire) else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for r in m.body.renditions.iter().filter(|r| r.part_target_us.is_some()) {
+            for s in r.segments.iter().filter(|s| wanted.iter().any(|w| w.hash == s.hash)) {
+                let Some(bytes) = self.catalog.parts().concat(&stream, &r.name, s.seq) else {
+                    continue;
+                };
+                if bytes.len() as u64 != s.size || Hash::of(&bytes) != s.hash {
+                    continue;
+                }
+                out.push(s.hash);
+                let (replica, tx, hash) = (self.replica.clone(), self.tx.clone(), s.hash);
+                tokio::task::spawn_blocking(move || {
+                    let result = replica.put_blob(&stream, hash, bytes);
+                    let _ = tx.blocking_send(Internal::Assembled { stream, hash, result });
+                });
+            }
+        }
+        out
+    }
+
+    pub(super) fn on_assembled(&mut self, stream: StreamId, hash: Hash, result: Result<(), manifest_signer::Error>) {
+        match result {
+            Ok(()) => {
+                SwarmMetrics::add(&self.metrics().segments_from_parts, 1);
+                if let Some(c) = self.streams.get_mut(&stream) {
+                    c.wants.remove(&hash);
+                }
+                self.drop_stale_wants(stream);
+            }
+            Err(e) => {
+                tracing::debug!(%stream, %hash, code = e.code(), "segment from parts not stored; fetching it");
+                self.release(stream, hash, None);
+            }
+        }
+        self.schedule();
     }
 }
