@@ -6,7 +6,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { b64urlEncode, blake3Hex, canonicalBytes, hexToBytes, renderMediaLl } from "../src/verifier/index.js";
-import { VerifiedParts, hasParts, lowLatencyOf, makeLlPlaylistLoader, upstreamUrl } from "../src/watch/ll.js";
+import { VerifiedParts, hasParts, liveSyncOf, lowLatencyOf, makeLlPlaylistLoader, upstreamUrl } from "../src/watch/ll.js";
 import { makeLoaders } from "../src/watch/loaders.js";
 import { Stats } from "../src/watch/stats.js";
 import { StreamSource } from "../src/watch/stream.js";
@@ -101,6 +101,13 @@ test("the node's URL carries hls.js's delivery directives and the page's part po
   const url = upstreamUrl("http://n/streams/x/", "source", "http://n/streams/x/source.m3u8?_HLS_msn=7&_HLS_part=2&_HLS_skip=YES&evil=1", "7.1");
   assert.equal(url, "http://n/streams/x/source.m3u8?_HLS_msn=7&_HLS_part=2&_HLS_skip=YES&hlswarm_parts=7.1");
   assert.equal(upstreamUrl("http://n/s/", "audio", "http://n/s/audio.m3u8", "-"), "http://n/s/audio.m3u8?hlswarm_parts=-");
+});
+
+test("hls.js targets PART-HOLD-BACK and seeks to live where its rate catch-up stops", () => {
+  const r = (extra) => ({ name: "v", container: "fmp4", target_duration: 1, disc_seq: 0, ended: false, segments: [], ...extra });
+  assert.deepEqual(liveSyncOf({ renditions: [r({ container: "ts" }), r({ part_target_us: 220000 })] }), { liveSyncDuration: 0.66, liveMaxLatencyDuration: 2.32 });
+  assert.deepEqual(liveSyncOf({ renditions: [r({ part_target_us: 333334, target_duration: 2 })] }), { liveSyncDuration: 1.001, liveMaxLatencyDuration: 4.002 });
+  assert.ok(!hasParts({ renditions: [r({})] }));
 });
 
 test("LL playlists are rendered from verified parts, never from the node's text; bad statements refused", async () => {

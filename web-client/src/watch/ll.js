@@ -24,12 +24,27 @@ const MAX_STATEMENTS = 2000;   // per response (the node holds at most 2000 part
 const KEEP_SEGMENTS = 6;       // parts kept per rendition: sequence numbers back from the newest
 const MAX_PARTS = 2000;        // parts kept per rendition at most
 const DIRECTIVES = ["_HLS_msn", "_HLS_part", "_HLS_skip"];
+const MANIFEST_REUSE_MS = 1000;
 
 /** A rendition the page plays as LL-HLS: fMP4 with a signed PART-TARGET (revision 1.5). */
 export const isLl = (r) => r.container === "fmp4" && r.part_target_us !== undefined;
 
 /** True when a verified manifest has a rendition with parts. */
 export const hasParts = (manifest) => manifest.renditions.some(isLl);
+
+/**
+ * hls.js's live sync for LL mode, seconds: the target is PART-HOLD-BACK as rendered (what hls.js
+ * takes from the playlist anyway), the limit 2 x PART-HOLD-BACK + the target duration. hls.js
+ * catches up by playback rate (maxLiveSyncPlaybackRate) only while the latency is within one
+ * target duration of its target, and treats anything further as DVR; past the limit it seeks back
+ * to the live edge instead. At this limit the two ranges meet, so a viewer who fell behind (a
+ * long stall, a pause) never stays behind. hls.js takes the limit only with an explicit target.
+ */
+export function liveSyncOf(manifest) {
+  const r = manifest.renditions.find(isLl);
+  const holdBackMs = Math.ceil((3 * r.part_target_us) / 1000);
+  return { liveSyncDuration: holdBackMs / 1000, liveMaxLatencyDuration: (2 * holdBackMs + 1000 * r.target_duration) / 1000 };
+}
 
 /**
  * The verified parts of one stream: PART statements checked against the pinned stream id and
@@ -145,7 +160,9 @@ export function makeLlPlaylistLoader(source, parts, stats) {
       const newest = parts.list(name).at(-1);
       const last = known?.segments.at(-1)?.seq;
       const fresh = served && newest !== undefined && (last === undefined || newest.seq > last + 1);
-      const m = await source.manifest({ fresh }).catch((e) => {
+      // Otherwise the manifest changes only with a segment: every few reloads is enough to see
+      // anything else (the end of the stream).
+      const m = await source.manifest({ fresh, reuseMs: MANIFEST_REUSE_MS }).catch((e) => {
         throw Object.assign(new Error(`no verified manifest: ${e.message}`), { status: e.status || 503 });
       });
       let text;

@@ -12,7 +12,7 @@ import Hls from "hls.js";
 import { HlsJsP2PEngine } from "p2p-media-loader-hlsjs";
 import { parseStreamId } from "../verifier/index.js";
 import { makeLoaders, makeSegmentValidator } from "./loaders.js";
-import { VerifiedParts, hasParts, makeLlPlaylistLoader } from "./ll.js";
+import { VerifiedParts, hasParts, makeLlPlaylistLoader, liveSyncOf } from "./ll.js";
 import { coreConfig, makePeerId, renditionSwarms, startLatencyControl } from "./p2p.js";
 import { Stats } from "./stats.js";
 import { StreamSource } from "./stream.js";
@@ -186,7 +186,8 @@ function startPlayer() {
   const { VerifyingLoader, PlaylistLoader, FragmentLoader } = makeLoaders(source, stats);
   mode = llEnabled && hasParts(source.chain.latest.body) ? "ll" : p2pEnabled ? "p2p" : "hls";
   if (mode === "ll") {
-    // Starts PART-HOLD-BACK (3 part targets) behind live; after a stall, up to 1.5x until back.
+    // Starts PART-HOLD-BACK (3 part targets) behind live; after a stall, up to 1.5x until back,
+    // or a seek to live when further behind than hls.js catches up from (liveSyncOf).
     parts = new VerifiedParts(source, stats);
     hls = new Hls({
       pLoader: makeLlPlaylistLoader(source, parts, stats),
@@ -194,6 +195,7 @@ function startPlayer() {
       lowLatencyMode: true,
       backBufferLength: 30,
       maxLiveSyncPlaybackRate: 1.5,
+      ...liveSyncOf(source.chain.latest.body),
     });
     p2pRole = "off";
   } else if (mode === "hls") {

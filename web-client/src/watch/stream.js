@@ -45,13 +45,14 @@ export class StreamSource {
   }
 
   /**
-   * The latest verified manifest ({ body, id, wire }), refreshed from the origin first. `fresh`:
-   * from a fetch that starts now, not one reused or already under way (the LL loader asks so
-   * when verified parts show a segment completed that the manifest it has does not list).
+   * The latest verified manifest ({ body, id, wire }), refreshed from the origin first unless
+   * one was fetched within `reuseMs`. `fresh`: from a fetch that starts now, not one reused or
+   * already under way (the LL loader asks so when verified parts show that a segment completed
+   * which the manifest it has does not list).
    */
-  async manifest({ fresh = false } = {}) {
+  async manifest({ fresh = false, reuseMs = REUSE_MS } = {}) {
     const asked = performance.now();
-    if (!fresh && this.chain.latest && asked - this.fetchedAt < REUSE_MS) return this.chain.latest;
+    if (!fresh && this.chain.latest && asked - this.fetchedAt < reuseMs) return this.chain.latest;
     if (fresh && this.inflight && this.inflightAt < asked) await this.inflight;
     // Coalesce: master, video and audio playlist reloads share one manifest fetch.
     if (!this.inflight) {
