@@ -381,7 +381,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
         if let Some(ladder) = &mut p.ladder {
             ladder.push(video, p.segmenter.mapped_ms(), &data);
         }
-        for part in p.segmenter.take_parts() {
+        for mut part in p.segmenter.take_parts() {
+            part.received = Some(self.last_media.into_std());
             self.send(IngestEvent::Part(part)).await?;
         }
         for s in segments {

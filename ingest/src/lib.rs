@@ -348,6 +348,9 @@ pub struct Part {
     pub discontinuity: bool,
     /// Earliest presentation time in the part on the stream's timeline, microseconds.
     pub start_pts_us: u64,
+    /// When the RTMP message that completed it arrived (the next frame's, which closes the
+    /// part); `None` where no connection stamps it (ladder rungs).
+    pub received: Option<std::time::Instant>,
 }
 
 /// What [`serve`] reports to the caller.

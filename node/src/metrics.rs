@@ -5,6 +5,9 @@
 use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+mod histogram;
+pub use histogram::Histogram;
+
 /// What an HTTP response carried; a label of the byte and request counters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Route {
@@ -92,6 +95,8 @@ pub struct Metrics {
     moq_relay_connects: AtomicU64,
     /// The RTMP ingest's counters (handed to `ingest::IngestConfig::stats`).
     pub ingest: std::sync::Arc<ingest::IngestStats>,
+    /// From the RTMP message that completes a part to its PART signed and held for serving.
+    pub part_signing: Histogram,
 }
 
 /// The libp2p swarm's counters.
@@ -365,6 +370,11 @@ impl Metrics {
         o.push_str("# HELP hlswarm_ingest_segments_dropped_total Ingested segments that could not be signed.\n");
         o.push_str("# TYPE hlswarm_ingest_segments_dropped_total counter\n");
         let _ = writeln!(o, "hlswarm_ingest_segments_dropped_total {}", g(&self.ingest_dropped));
+        self.part_signing.render(
+            &mut o,
+            "hlswarm_part_signing_seconds",
+            "From the RTMP message that completes an LL-HLS part to its PART statement signed and the part served.",
+        );
         o.push_str(
             "# HELP hlswarm_store_write_errors_total Writes to the data directory that failed (full disk, I/O error).\n",
         );

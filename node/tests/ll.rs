@@ -211,5 +211,8 @@ async fn the_origin_serves_ll_hls_with_blocking_reloads_and_exact_parts() {
         report.contains("segments are exactly the parts listed for them"),
         "{report}"
     );
+    // Every part's signing delay (from the RTMP message completing it) is measured.
+    let signed = common::metric(&node, "hlswarm_part_signing_seconds_count").await;
+    assert!(signed > 20.0, "parts timed: {signed}");
     assert!(node.stop().success());
 }

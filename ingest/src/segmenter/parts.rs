@@ -143,6 +143,7 @@ impl Segmenter {
                     independent: track.independent(),
                     discontinuity: self.discontinuity,
                     start_pts_us: if t == V { track.first_pts_us } else { track.start_us },
+                    received: None,
                 });
             }
             c.index[t] = c.index[t].saturating_add(1);

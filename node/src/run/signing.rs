@@ -175,6 +175,9 @@ impl Signing<'_> {
                 }
                 let stream = self.signer.stream_id();
                 self.catalog.parts().add(stream, signed, data);
+                if let Some(t) = part.received {
+                    self.catalog.metrics().part_signing.observe(t.elapsed());
+                }
             }
             Err(e) => {
                 self.catalog.metrics().ingest_dropped();
