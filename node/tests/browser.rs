@@ -38,6 +38,10 @@ struct Proxy {
     /// The path of the part corrupted, and how often it was asked for again since.
     tampered_part: Mutex<Option<String>>,
     refetched: AtomicU32,
+    /// Playlist requests with LL-HLS delivery directives and the page's part position, and the
+    /// milliseconds the node held them in all.
+    blocking: AtomicU32,
+    held_ms: AtomicU32,
     /// When set, served instead of the real manifest.json.
     forged_manifest: Mutex<Option<Vec<u8>>>,
 }
@@ -50,9 +54,15 @@ async fn proxy(State(p): State<Arc<Proxy>>, req: Request) -> Response {
             fwd = fwd.header(name, v.as_bytes());
         }
     }
+    let asked = std::time::Instant::now();
     let Ok(resp) = fwd.send().await else {
         return StatusCode::BAD_GATEWAY.into_response();
     };
+    if path.contains(".m3u8?") && path.contains("_HLS_msn=") && path.contains("hlswarm_parts=") {
+        p.blocking.fetch_add(1, Ordering::SeqCst);
+        let held = u32::try_from(asked.elapsed().as_millis()).unwrap_or(u32::MAX);
+        p.held_ms.fetch_add(held, Ordering::SeqCst);
+    }
     let status = resp.status().as_u16();
     let mut headers = HeaderMap::new();
     for name in ["content-type", "cache-control", "etag", "content-range"] {
@@ -132,6 +142,8 @@ async fn start_proxy(upstream: String) -> (String, Arc<Proxy>) {
         tamper_parts: AtomicU32::new(0),
         tampered_part: Mutex::new(None),
         refetched: AtomicU32::new(0),
+        blocking: AtomicU32::new(0),
+        held_ms: AtomicU32::new(0),
         forged_manifest: Mutex::new(None),
     });
     let app = axum::Router::new().fallback(proxy).with_state(p.clone());
@@ -244,6 +256,16 @@ async fn watch_page_plays_ll_hls_with_every_part_verified() {
     // A loose bound on a shared machine; the page targets PART-HOLD-BACK (0.66 s).
     let latency = num(&s, "latency");
     assert!(latency > 0.0 && latency < 5.0, "latency {latency}: {s}");
+    // Blocking reloads: the page carries hls.js's directives through, and the node holds them
+    // until the part asked for exists (about a part each; an unblocked reload would come back
+    // at once, and again and again).
+    let (blocking, held) = (
+        proxy.blocking.load(Ordering::SeqCst),
+        proxy.held_ms.load(Ordering::SeqCst),
+    );
+    eprintln!("{blocking} blocking reloads held {held} ms in all");
+    assert!(blocking >= 10, "{blocking} blocking reloads");
+    assert!(held / blocking >= 50, "held {held} ms over {blocking} reloads");
 
     // One flipped byte in one part: refused before hls.js sees it, refetched, playback goes on.
     proxy.tamper_parts.store(1, Ordering::SeqCst);

@@ -50,7 +50,8 @@ export function render(s, stats) {
   const verified = s.verifiedSegments + s.verifiedParts;
   const badge = $("badge");
   const state = s.fatalError ? "bad" : failures ? "warn" : verified ? "ok" : "wait";
-  const what = s.verifiedParts ? `${s.verifiedSegments} segments, ${s.verifiedParts} parts` : `${s.verifiedSegments} segments`;
+  const what = [s.verifiedSegments || !s.verifiedParts ? `${s.verifiedSegments} segments` : "", s.verifiedParts ? `${s.verifiedParts} parts` : ""]
+    .filter(Boolean).join(", ");
   badge.className = `badge ${state}`;
   badge.textContent = {
     ok: `verified ✓ ${what}`,
