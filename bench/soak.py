@@ -156,7 +156,7 @@ async def soak(args):
     start = time.time()
     events = []
     publishers = [ffmpeg(url, total + 5, pub_log)]
-    page = f"http://127.0.0.1:{node.http}/watch/{sid}?p2p=0"
+    page = f"http://127.0.0.1:{node.http}/watch/{sid}?ll=0&p2p=0"
     driver_out = open(os.path.join(args.work, "driver.jsonl"), "w")
     driver = subprocess.Popen(
         ["node", "web-client/test/e2e/driver.mjs", "--url", page, "--timeout-s", str(total + 60)],

@@ -71,6 +71,8 @@ impl Node {
         } else {
             self.uploads.insert(request_id, hash);
             SwarmMetrics::add(&self.metrics().parts_served, 1);
+            // Counted with the segment bytes: a part is a piece of one.
+            SwarmMetrics::add(&self.metrics().bytes_out, bytes.len() as u64);
             blob_response(bytes.to_vec(), self.misbehave.flip)
         };
         let _ = self.swarm.behaviour_mut().fetch.send_response(channel, resp);
