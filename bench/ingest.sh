@@ -7,6 +7,7 @@
 #   bench/ingest.sh                  # 90 s of 1280x720@30 H.264 (x264 -g 60) + AAC
 #   BENCH_SECONDS=120 BENCH_TS=0 bench/ingest.sh
 #   BENCH_DOCS=0 bench/ingest.sh     # measure only, leave docs/BENCHMARKS.md alone
+#   BENCH_NOPARTS=1 bench/ingest.sh  # also hlswarm with LL-HLS parts off (--part-ms 0)
 #   BENCH_SCRATCH=/dev/shm BENCH_KEEP=1 bench/ingest.sh   # scratch dir base; keep it for a look
 #
 # Installs nginx + libnginx-mod-rtmp (and ffmpeg) with apt only when missing. Everything runs on
@@ -117,6 +118,11 @@ start_hlswarm() { # start_hlswarm NAME [--ts]; sets HS_PID, HS_PORT, HS_DIR
 TARGETS=(--target "name=nginx-rtmp,url=rtmp://127.0.0.1:$NG_RTMP/live/bench,watch=m3u8:$NG/hls/bench.m3u8,pids=$NG_PID:$NG_WORKERS")
 start_hlswarm hlswarm
 TARGETS+=(--target "name=hlswarm,url=rtmp://127.0.0.1:$HS_PORT/live/$KEY,watch=manifest:$HS_DIR/manifest.json,pids=$HS_PID")
+# BENCH_NOPARTS=1: also hlswarm with LL-HLS parts off, to see what parts cost.
+if [ "${BENCH_NOPARTS:-0}" = 1 ]; then
+    start_hlswarm hlswarm-noparts --part-ms 0
+    TARGETS+=(--target "name=hlswarm --part-ms 0,url=rtmp://127.0.0.1:$HS_PORT/live/$KEY,watch=manifest:$HS_DIR/manifest.json,pids=$HS_PID")
+fi
 if [ "$BENCH_TS" = 1 ]; then
     start_hlswarm hlswarm-ts --ts
     TARGETS+=(--target "name=hlswarm --ts,url=rtmp://127.0.0.1:$HS_PORT/live/$KEY,watch=manifest:$HS_DIR/manifest.json,pids=$HS_PID")

@@ -2,7 +2,8 @@
 //! segments, 200 ms parts), `hlswarm seed` nodes on a loopback swarm that get each PART
 //! statement by gossip and its bytes from the peer that forwarded it, verify both, and serve
 //! the parts in LL-HLS playlists byte-identical to the origin's; the segments it relayed as
-//! parts it stores from them. A seeder that flips bytes
+//! parts it stores from them. The watch page, opened on the seeder in headless Chromium, plays
+//! LL-HLS from the seeder with every part verified. A seeder that flips bytes
 //! (`--misbehave flip`) is refused and banned by a seeder that knew only it, which still
 //! serves verified parts.
 
@@ -12,6 +13,7 @@ mod common;
 
 use std::time::Duration;
 
+use common::browser::{Browser, num};
 use common::{Node, SECRET, metric, publish, wait_for};
 
 async fn get(url: &str) -> (u16, String) {
@@ -73,7 +75,7 @@ async fn seeders_serve_the_origins_ll_hls_from_verified_parts() {
     let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
     let seeder = Node::seed(dirs[0].path(), &watch, &[]);
     let flipper = Node::seed(dirs[1].path(), &watch, &["--misbehave", "flip"]);
-    let mut push = publish(&origin.rtmp_url(SECRET), 24, "320x240");
+    let mut push = publish(&origin.rtmp_url(SECRET), 40, "320x240");
 
     let obase = origin.url(&format!("/streams/{id}/"));
     let sbase = seeder.url(&format!("/streams/{id}/"));
@@ -116,6 +118,19 @@ async fn seeders_serve_the_origins_ll_hls_from_verified_parts() {
     assert!(metric(&seeder, "hlswarm_swarm_parts_in_total").await > 10.0);
     // Segments it relayed as parts are stored from them, not downloaded a second time.
     assert!(metric(&seeder, "hlswarm_swarm_segments_from_parts_total").await > 0.0);
+
+    // The watch page on the seeder: LL-HLS from the seeder's own node, every part verified.
+    let mut page = tokio::task::block_in_place(|| Browser::open(&seeder.url(&format!("/watch/{id}")), &[]));
+    let s = tokio::task::block_in_place(|| {
+        page.wait("LL-HLS playback from the seeder", Duration::from_secs(60), |s| {
+            num(s, "currentTime") >= 3.0 && num(s, "verifiedParts") >= 15.0 && !s["latency"].is_null()
+        })
+    });
+    assert_eq!(s["mode"], "ll", "{s}");
+    assert!(s["fatalError"].is_null(), "{s}");
+    assert_eq!(num(&s, "unverifiedLoaded"), 0.0, "{s}");
+    assert_eq!(num(&s, "partFailures") + num(&s, "segmentFailures"), 0.0, "{s}");
+    drop(page);
 
     // A seeder that knows only the flipper: its first parts come flipped, are refused, and the
     // flipper is banned; it then finds the others and serves verified parts.

@@ -105,8 +105,8 @@ test("the node's URL carries hls.js's delivery directives and the page's part po
 
 test("hls.js targets PART-HOLD-BACK and seeks to live where its rate catch-up stops", () => {
   const r = (extra) => ({ name: "v", container: "fmp4", target_duration: 1, disc_seq: 0, ended: false, segments: [], ...extra });
-  assert.deepEqual(liveSyncOf({ renditions: [r({ container: "ts" }), r({ part_target_us: 220000 })] }), { liveSyncDuration: 0.66, liveMaxLatencyDuration: 2.32 });
-  assert.deepEqual(liveSyncOf({ renditions: [r({ part_target_us: 333334, target_duration: 2 })] }), { liveSyncDuration: 1.001, liveMaxLatencyDuration: 4.002 });
+  assert.deepEqual(liveSyncOf({ renditions: [r({ container: "ts" }), r({ part_target_us: 220000 })] }), { liveSyncDuration: 0.66, liveMaxLatencyDuration: 2.32, liveSyncOnStallIncrease: 0.22 });
+  assert.deepEqual(liveSyncOf({ renditions: [r({ part_target_us: 333334, target_duration: 2 })] }), { liveSyncDuration: 1.001, liveMaxLatencyDuration: 4.002, liveSyncOnStallIncrease: 0.334 });
   assert.ok(!hasParts({ renditions: [r({})] }));
 });
 

@@ -39,11 +39,17 @@ export const hasParts = (manifest) => manifest.renditions.some(isLl);
  * target duration of its target, and treats anything further as DVR; past the limit it seeks back
  * to the live edge instead. At this limit the two ranges meet, so a viewer who fell behind (a
  * long stall, a pause) never stays behind. hls.js takes the limit only with an explicit target.
+ * Each stall raises hls.js's target for good (until a reload), by 1 s by default, which with
+ * 1 s segments parks a viewer 1 s further back after one stall: here by one part target.
  */
 export function liveSyncOf(manifest) {
   const r = manifest.renditions.find(isLl);
   const holdBackMs = Math.ceil((3 * r.part_target_us) / 1000);
-  return { liveSyncDuration: holdBackMs / 1000, liveMaxLatencyDuration: (2 * holdBackMs + 1000 * r.target_duration) / 1000 };
+  return {
+    liveSyncDuration: holdBackMs / 1000,
+    liveMaxLatencyDuration: (2 * holdBackMs + 1000 * r.target_duration) / 1000,
+    liveSyncOnStallIncrease: Math.ceil(r.part_target_us / 1000) / 1000,
+  };
 }
 
 /**
