@@ -118,6 +118,8 @@ pub struct SwarmMetrics {
     pub parts_served: AtomicU64,
     /// Segments stored from the parts this node relayed instead of being fetched.
     pub segments_from_parts: AtomicU64,
+    /// Parts whose statement was accepted but whose bytes were not obtained in time.
+    pub parts_lost: AtomicU64,
 }
 
 /// The HTTP sources' health (node/src/sources): mirrors and the swarm's HTTP fallback.
@@ -168,7 +170,7 @@ impl SwarmMetrics {
 
     fn render(&self, o: &mut String) {
         let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
-        let rows: [(&str, &str, &str, &AtomicU64); 11] = [
+        let rows: [(&str, &str, &str, &AtomicU64); 12] = [
             ("hlswarm_swarm_peers", "gauge", "Connected swarm peers.", &self.peers),
             (
                 "hlswarm_swarm_bytes_in_total{source=\"peer\"}",
@@ -229,6 +231,12 @@ impl SwarmMetrics {
                 "counter",
                 "Segments stored from relayed parts (their hash checked) instead of fetched.",
                 &self.segments_from_parts,
+            ),
+            (
+                "hlswarm_swarm_parts_lost_total",
+                "counter",
+                "Parts heard of whose bytes did not arrive in time (their segment comes whole).",
+                &self.parts_lost,
             ),
         ];
         for (name, kind, help, v) in rows {

@@ -18,6 +18,7 @@
 //! verification get the peer banned. Archive blobs (older than the live window) are fetched
 //! after live ones, newest first, a few at a time.
 
+mod assemble;
 mod fallback;
 pub mod identity;
 mod part_glue;
@@ -351,6 +352,8 @@ pub async fn start(
         updates: catalog.subscribe(),
         relay: parts::PartRelay::default(),
         part_fetches: HashMap::new(),
+        part_uploads: part_glue::PartUploads::default(),
+        awaiting: Vec::new(),
         parts_added: catalog.parts().added(),
         catalog,
         replica,
@@ -585,6 +588,9 @@ struct Node {
     /// LL-HLS parts in flight (swarm/parts.rs), and the fetches of their bytes.
     relay: parts::PartRelay<gossipsub::MessageId, PeerId>,
     part_fetches: HashMap<OutboundRequestId, (StreamId, Hash)>,
+    part_uploads: part_glue::PartUploads,
+    /// Wanted segments waiting for their last parts (swarm/assemble.rs).
+    awaiting: Vec<assemble::Awaited>,
     parts_added: tokio::sync::broadcast::Receiver<(StreamId, Bytes)>,
 }
 
@@ -1147,7 +1153,10 @@ impl Node {
             }
             Request::Blob { stream, hash } => {
                 if let Some(bytes) = self.catalog.parts().bytes(&stream, &hash) {
-                    return self.serve_part(request_id, hash, bytes, channel);
+                    return self.serve_part(peer, request_id, hash, bytes, channel);
+                }
+                if self.relay.pending(&stream, &hash) {
+                    return self.park_part_request(peer, request_id, hash, channel);
                 }
                 let Some(view) = self.catalog.get(&stream) else {
                     return self.respond(channel, Response::NotFound);

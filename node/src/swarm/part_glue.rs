@@ -1,19 +1,33 @@
 //! The driver side of [`super::parts::PartRelay`]: gossip, fetches and uploads of LL-HLS parts
 //! turned into relay inputs, and the relay's steps carried out on the libp2p swarm.
 
-use std::time::Instant;
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use libp2p::PeerId;
 use libp2p::gossipsub::{self, MessageAcceptance};
 use libp2p::request_response::{InboundRequestId, OutboundRequestId, ResponseChannel};
-use manifest_signer::{Hash, ManifestRoot, Signed, StreamId};
+use manifest_signer::{Hash, StreamId};
 
 use super::parts::{Step, Verdict};
-use super::proto::{self, Gossip, Request, Response};
-use super::{Internal, MAX_UPLOADS, Node, blob_response};
+use super::proto::{self, Gossip, MAX_ELSEWHERE, Request, Response};
+use super::{MAX_UPLOADS, Node, blob_response};
 use crate::metrics::SwarmMetrics;
-use crate::replica::Wanted;
+
+/// How long the peers a part was uploaded to are remembered (to redirect others to them).
+const SERVED_MEMORY: Duration = Duration::from_secs(10);
+
+/// The upload side of parts: whom each part went to, and who waits for one still coming.
+#[derive(Default)]
+pub(super) struct PartUploads {
+    /// Peers each part was uploaded to, when it was first asked for, and how many askers were
+    /// sent elsewhere (each is given the list from another start, to spread them).
+    served: HashMap<Hash, (Instant, Vec<PeerId>, usize)>,
+    /// Requests for parts this node is still getting (it was named "elsewhere"): answered when
+    /// the part is stored, or "not found" when it will not come.
+    parked: HashMap<Hash, Vec<(InboundRequestId, ResponseChannel<Response>, PeerId)>>,
+}
 
 impl Node {
     /// A gossiped PART statement of a followed stream.
@@ -50,25 +64,81 @@ impl Node {
         };
         let steps = match resp {
             Some(Response::Blob(b)) => self.relay.bytes(&stream, &hash, &peer, Bytes::from(b)),
+            Some(Response::Elsewhere(peers)) => {
+                let me = *self.swarm.local_peer_id();
+                let peers = peers.into_iter().filter(|p| *p != me).collect();
+                self.relay.elsewhere(&stream, &hash, &peer, peers)
+            }
             _ => self.relay.failed(&stream, &hash, &peer),
         };
         self.apply_part_steps(steps);
     }
 
-    /// Serves a held part's bytes to a peer. Parts skip the per-blob upload slots (a part is a
-    /// fifth of a second of media, wanted at once by every peer that hears its statement from
-    /// this node) but not the cap on uploads.
+    /// A request for a part this node is getting: answered once it has it (or will not).
+    pub(super) fn park_part_request(
+        &mut self,
+        peer: PeerId,
+        request_id: InboundRequestId,
+        hash: Hash,
+        channel: ResponseChannel<Response>,
+    ) {
+        let parked: usize = self.part_uploads.parked.values().map(Vec::len).sum();
+        if parked >= MAX_UPLOADS {
+            SwarmMetrics::add(&self.metrics().busy_replies, 1);
+            let _ = self.swarm.behaviour_mut().fetch.send_response(channel, Response::Busy);
+            return;
+        }
+        self.part_uploads
+            .parked
+            .entry(hash)
+            .or_default()
+            .push((request_id, channel, peer));
+    }
+
+    fn answer_parked(&mut self, hash: &Hash, bytes: Option<&Bytes>) {
+        for (id, channel, peer) in self.part_uploads.parked.remove(hash).unwrap_or_default() {
+            match bytes {
+                Some(b) => self.serve_part(peer, id, *hash, b.clone(), channel),
+                None => {
+                    let _ = self
+                        .swarm
+                        .behaviour_mut()
+                        .fetch
+                        .send_response(channel, Response::NotFound);
+                }
+            }
+        }
+    }
+
+    /// Serves a held part's bytes to a peer: to `upload_slots` peers per part; the others are
+    /// told "elsewhere", with the peers served, so a part spreads as a tree and this node
+    /// uploads a few copies however many peers heard its statement from it.
     pub(super) fn serve_part(
         &mut self,
+        peer: PeerId,
         request_id: InboundRequestId,
         hash: Hash,
         bytes: Bytes,
         channel: ResponseChannel<Response>,
     ) {
-        let resp = if self.uploads.len() >= MAX_UPLOADS {
+        let slots = self.cfg.upload_slots;
+        let (_, served, redirected) = self
+            .part_uploads
+            .served
+            .entry(hash)
+            .or_insert_with(|| (Instant::now(), Vec::new(), 0));
+        let resp = if served.len() >= slots && !served.contains(&peer) {
+            *redirected += 1;
+            let start = *redirected % served.len();
+            let names = served.iter().cycle().skip(start).take(served.len().min(MAX_ELSEWHERE));
+            Response::Elsewhere(names.copied().collect())
+        } else if self.uploads.len() >= MAX_UPLOADS {
             SwarmMetrics::add(&self.metrics().busy_replies, 1);
             Response::Busy
         } else {
+            if !served.contains(&peer) {
+                served.push(peer);
+            }
             self.uploads.insert(request_id, hash);
             SwarmMetrics::add(&self.metrics().parts_served, 1);
             // Counted with the segment bytes: a part is a piece of one.
@@ -79,8 +149,13 @@ impl Node {
     }
 
     pub(super) fn part_tick(&mut self) {
-        let steps = self.relay.tick(Instant::now());
+        let now = Instant::now();
+        self.part_uploads
+            .served
+            .retain(|_, (t, _, _)| now.duration_since(*t) < SERVED_MEMORY);
+        let steps = self.relay.tick(now);
         self.apply_part_steps(steps);
+        self.retry_awaited();
     }
 
     fn apply_part_steps(&mut self, steps: Vec<Step<gossipsub::MessageId, PeerId>>) {
@@ -108,7 +183,14 @@ impl Node {
                 Step::Store { stream, part, bytes } => {
                     SwarmMetrics::add(&self.metrics().parts_in, 1);
                     SwarmMetrics::add(&self.metrics().bytes_in_peer, bytes.len() as u64);
-                    self.catalog.parts().add(stream, part, bytes);
+                    let hash = part.body.hash;
+                    self.catalog.parts().add(stream, part, bytes.clone());
+                    self.answer_parked(&hash, Some(&bytes));
+                    self.retry_awaited();
+                }
+                Step::Gone { hash, .. } => {
+                    SwarmMetrics::add(&self.metrics().parts_lost, 1);
+                    self.answer_parked(&hash, None);
                 }
                 Step::Ban { peer, why } => self.ban(peer, why),
             }
@@ -121,51 +203,5 @@ impl Node {
             .behaviour_mut()
             .gossipsub
             .report_message_validation_result(msg, from, acceptance);
-    }
-}
-
-impl Node {
-    /// Segments of a new manifest that this node already holds as parts (those it relayed)
-    /// are stored from them, not fetched again: each returned hash is being offered to the
-    /// replica, which checks it like any fetched blob.
-    pub(super) fn assemble_from_parts(&mut self, stream: StreamId, wire: &[u8], wanted: &[Wanted]) -> Vec<Hash> {
-        let Ok(m) = Signed::<ManifestRoot>::from_wire(wire) else {
-            return Vec::new();
-        };
-        let mut out = Vec::new();
-        for r in m.body.renditions.iter().filter(|r| r.part_target_us.is_some()) {
-            for s in r.segments.iter().filter(|s| wanted.iter().any(|w| w.hash == s.hash)) {
-                let Some(bytes) = self.catalog.parts().concat(&stream, &r.name, s.seq) else {
-                    continue;
-                };
-                if bytes.len() as u64 != s.size || Hash::of(&bytes) != s.hash {
-                    continue;
-                }
-                out.push(s.hash);
-                let (replica, tx, hash) = (self.replica.clone(), self.tx.clone(), s.hash);
-                tokio::task::spawn_blocking(move || {
-                    let result = replica.put_blob(&stream, hash, bytes);
-                    let _ = tx.blocking_send(Internal::Assembled { stream, hash, result });
-                });
-            }
-        }
-        out
-    }
-
-    pub(super) fn on_assembled(&mut self, stream: StreamId, hash: Hash, result: Result<(), manifest_signer::Error>) {
-        match result {
-            Ok(()) => {
-                SwarmMetrics::add(&self.metrics().segments_from_parts, 1);
-                if let Some(c) = self.streams.get_mut(&stream) {
-                    c.wants.remove(&hash);
-                }
-                self.drop_stale_wants(stream);
-            }
-            Err(e) => {
-                tracing::debug!(%stream, %hash, code = e.code(), "segment from parts not stored; fetching it");
-                self.release(stream, hash, None);
-            }
-        }
-        self.schedule();
     }
 }

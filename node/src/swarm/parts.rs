@@ -7,6 +7,11 @@
 //! statement only once it can serve the bytes, so whoever forwards it to you has them. The
 //! bytes never ride in gossip, where every mesh peer would push a copy.
 //!
+//! A node uploads each part to a few peers (`upload_slots`) and answers the others "elsewhere",
+//! naming those it served; the asker then fetches from one of them, which answers as soon as it
+//! holds the part. So a part spreads as a tree and the origin uploads a few copies, however many
+//! peers hear its statement from it.
+//!
 //! Per rendition the parts are stored (and accepted) in order, and only while they continue one
 //! another: a part lost mid-segment leaves the rest of that segment to its manifest, so a
 //! follower lists no gap (PROTOCOL §10.4). The driver (`super::Node`) turns gossip and fetch
@@ -24,6 +29,10 @@ use manifest_signer::{Hash, StreamId};
 pub const FETCH_TIMEOUT: Duration = Duration::from_secs(2);
 /// Statements waiting for their bytes per rendition at most (10 s of 200 ms parts).
 const MAX_PENDING: usize = 50;
+/// Peers asked for one part at most: the forwarder, then those it redirects to, each one level
+/// further down the part's tree (2^12 peers deep with 2 upload slots; the fetch timeout bounds
+/// the time).
+const MAX_TRIES: usize = 12;
 
 /// What the driver reports to gossipsub about one message.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -49,6 +58,8 @@ pub enum Step<M, P> {
         part: SignedPart,
         bytes: Bytes,
     },
+    /// A part this node was getting will not come: answer whoever waits for it "not found".
+    Gone { stream: StreamId, hash: Hash },
     /// The peer sent bytes that are not the part it forwarded the statement of.
     Ban { peer: P, why: &'static str },
 }
@@ -64,7 +75,10 @@ enum State {
 struct Pending<M, P> {
     part: SignedPart,
     msg: M,
+    /// Who forwarded the statement (gossip's propagation source, for the report).
     from: P,
+    /// Peers asked for the bytes, the last one being asked now.
+    asked: Vec<P>,
     since: Instant,
     state: State,
 }
@@ -157,6 +171,7 @@ impl<M: Clone, P: Clone + PartialEq> PartRelay<M, P> {
             part,
             msg,
             from: from.clone(),
+            asked: vec![from.clone()],
             since: now,
             state: State::Fetching,
         });
@@ -198,6 +213,48 @@ impl<M: Clone, P: Clone + PartialEq> PartRelay<M, P> {
         out
     }
 
+    /// `from` uploads part `hash` to enough peers already and names them: ask the first one
+    /// not asked yet (the driver leaves this node out of `peers`).
+    pub fn elsewhere(&mut self, stream: &StreamId, hash: &Hash, from: &P, peers: Vec<P>) -> Vec<Step<M, P>> {
+        let mut out = Vec::new();
+        let Some(p) = self.find(stream, hash, from) else {
+            return out;
+        };
+        match peers.into_iter().find(|c| !p.asked.contains(c)) {
+            Some(next) if p.asked.len() < MAX_TRIES => {
+                p.asked.push(next.clone());
+                out.push(Step::Fetch {
+                    peer: next,
+                    stream: *stream,
+                    hash: *hash,
+                });
+            }
+            _ => {
+                p.state = State::Failed;
+                self.drain(&mut out);
+            }
+        }
+        out
+    }
+
+    /// Whether this node is getting part `hash` of `stream` now (a peer asking for it can wait).
+    pub fn pending(&self, stream: &StreamId, hash: &Hash) -> bool {
+        self.streams.get(stream).is_some_and(|s| {
+            s.lanes
+                .values()
+                .flat_map(|l| l.queue.iter())
+                .any(|p| p.part.body.hash == *hash && matches!(p.state, State::Fetching | State::Got(_)))
+        })
+    }
+
+    /// Whether a part of segment `seq` of `rendition` is being fetched now.
+    pub fn pending_in(&self, stream: &StreamId, rendition: &str, seq: u64) -> bool {
+        self.streams
+            .get(stream)
+            .and_then(|s| s.lanes.get(rendition))
+            .is_some_and(|l| l.queue.iter().any(|p| p.part.body.seq == seq))
+    }
+
     /// Gives up on fetches older than [`FETCH_TIMEOUT`].
     pub fn tick(&mut self, now: Instant) -> Vec<Step<M, P>> {
         let mut out = Vec::new();
@@ -225,7 +282,7 @@ impl<M: Clone, P: Clone + PartialEq> PartRelay<M, P> {
             .lanes
             .values_mut()
             .flat_map(|l| l.queue.iter_mut())
-            .find(|p| p.part.body.hash == *hash && p.from == *from && matches!(p.state, State::Fetching))
+            .find(|p| p.part.body.hash == *hash && p.asked.last() == Some(from) && matches!(p.state, State::Fetching))
     }
 
     /// Stores and accepts, in order, what is ready at the head of each lane. A failed part
@@ -257,6 +314,10 @@ impl<M: Clone, P: Clone + PartialEq> PartRelay<M, P> {
                         _ => {
                             broken = Some(p.part.body.seq);
                             self.counts.dropped += 1;
+                            out.push(Step::Gone {
+                                stream: *stream,
+                                hash: p.part.body.hash,
+                            });
                             out.push(Step::Report {
                                 msg: p.msg,
                                 from: p.from,

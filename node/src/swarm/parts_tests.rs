@@ -170,3 +170,61 @@ fn bytes_from_a_peer_not_asked_are_ignored() {
     assert!(r.bytes(&o.stream(), &p0.body.hash, &"stranger", b0.clone()).is_empty());
     assert_eq!(stored(&r.bytes(&o.stream(), &p0.body.hash, &"asked", b0)), vec![(0, 0)]);
 }
+
+#[test]
+fn a_busy_forwarder_redirects_and_the_report_still_names_it() {
+    let mut o = Origin::new();
+    let mut r = Relay::default();
+    let (p0, b0) = o.part(2, 0);
+    r.statement(o.stream(), p0.wire(), 7, "origin", Instant::now());
+    assert!(r.pending(&o.stream(), &p0.body.hash));
+    // The origin has uploaded it to b and c: ask b.
+    let steps = r.elsewhere(&o.stream(), &p0.body.hash, &"origin", vec!["b", "c"]);
+    assert_eq!(
+        steps,
+        vec![Step::Fetch {
+            peer: "b",
+            stream: o.stream(),
+            hash: p0.body.hash
+        }]
+    );
+    // Bytes from the origin now would be unasked-for; b's are taken, and the gossip report
+    // goes to the peer that forwarded the statement.
+    assert!(r.bytes(&o.stream(), &p0.body.hash, &"origin", b0.clone()).is_empty());
+    let steps = r.bytes(&o.stream(), &p0.body.hash, &"b", b0);
+    assert_eq!(stored(&steps), vec![(2, 0)]);
+    assert!(steps.iter().any(|s| matches!(
+        s,
+        Step::Report {
+            from: "origin",
+            verdict: Verdict::Accept,
+            ..
+        }
+    )));
+    assert!(!r.pending(&o.stream(), &p0.body.hash));
+}
+
+#[test]
+fn redirects_are_bounded_and_a_part_not_got_is_gone() {
+    let mut o = Origin::new();
+    let mut r = Relay::default();
+    let (p0, _) = o.part(3, 0);
+    let (s, h) = (o.stream(), p0.body.hash);
+    r.statement(s, p0.wire(), 1, "origin", Instant::now());
+    assert_eq!(r.elsewhere(&s, &h, &"origin", vec!["b"]).len(), 1);
+    // b redirects back to the origin (already asked) and to c; and so on down the tree.
+    assert!(matches!(
+        r.elsewhere(&s, &h, &"b", vec!["origin", "c"])[..],
+        [Step::Fetch { peer: "c", .. }]
+    ));
+    let names = ["d", "e", "f", "g", "h", "i", "j", "k", "l", "m"];
+    let mut last = "c";
+    for n in names.iter().take(MAX_TRIES - 3) {
+        assert!(matches!(r.elsewhere(&s, &h, &last, vec![*n])[..], [Step::Fetch { .. }]));
+        last = n;
+    }
+    // Asked MAX_TRIES peers: given up.
+    let steps = r.elsewhere(&s, &h, &last, vec!["z"]);
+    assert!(steps.contains(&Step::Gone { stream: s, hash: h }), "{steps:?}");
+    assert_eq!(verdicts(&steps), vec![(1, Verdict::Ignore)]);
+}

@@ -7,7 +7,7 @@
 use std::io;
 
 use futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use libp2p::StreamProtocol;
+use libp2p::{PeerId, StreamProtocol};
 use manifest_signer::objects::limits::{MAX_ANNOUNCE_BYTES, MAX_MANIFEST_BYTES, MAX_SEGMENT_BYTES};
 use manifest_signer::{Hash, StreamId};
 
@@ -101,7 +101,13 @@ pub enum Response {
     },
     /// Log entries from the index asked for, as canonical JSON lines (`log.jsonl`).
     Log(Vec<u8>),
+    /// A part this node has uploaded to its limit of peers: ask one of these, which have it
+    /// or are getting it.
+    Elsewhere(Vec<PeerId>),
 }
+
+/// Peers named in one "elsewhere" answer at most.
+pub const MAX_ELSEWHERE: usize = 8;
 
 impl Request {
     pub fn encode(&self) -> Vec<u8> {
@@ -153,6 +159,14 @@ impl Response {
                 out.push(5);
                 out.extend_from_slice(lines);
             }
+            Response::Elsewhere(peers) => {
+                out.push(6);
+                for p in peers.iter().take(MAX_ELSEWHERE) {
+                    let b = p.to_bytes();
+                    out.push(b.len() as u8);
+                    out.extend_from_slice(&b);
+                }
+            }
         }
         out
     }
@@ -178,6 +192,18 @@ impl Response {
                 })
             }
             Some((5, rest)) if rest.len() <= MAX_LOG_RESPONSE => Ok(Response::Log(rest.to_vec())),
+            Some((6, mut rest)) => {
+                let mut peers = Vec::new();
+                while let Some((&len, tail)) = rest.split_first() {
+                    if peers.len() == MAX_ELSEWHERE || tail.len() < usize::from(len) {
+                        return Err("malformed elsewhere answer");
+                    }
+                    let (id, tail) = tail.split_at(usize::from(len));
+                    peers.push(PeerId::from_bytes(id).map_err(|_| "bad peer id")?);
+                    rest = tail;
+                }
+                Ok(Response::Elsewhere(peers))
+            }
             _ => Err("malformed response"),
         }
     }
@@ -285,6 +311,8 @@ mod tests {
                 announce: Some(b"a".to_vec()),
             },
             Response::Log(b"{}\n".to_vec()),
+            Response::Elsewhere(vec![]),
+            Response::Elsewhere(vec![PeerId::random(), PeerId::random()]),
         ] {
             assert_eq!(Response::decode(&r.encode()).unwrap(), r);
         }
@@ -300,6 +328,19 @@ mod tests {
         big.resize(MAX_MANIFEST_BYTES + 2, b' ');
         assert!(Gossip::decode(&big).is_err());
         assert!(Request::decode(&[1; 10]).is_err());
+        // "elsewhere": a truncated id, junk for an id, more than 8 peers.
+        assert!(Response::decode(&[6, 40, 1, 2]).is_err());
+        assert!(Response::decode(&[6, 2, 0xff, 0xff]).is_err());
+        let eight = Response::Elsewhere((0..9).map(|_| PeerId::random()).collect()).encode();
+        assert!(
+            matches!(Response::decode(&eight), Ok(Response::Elsewhere(v)) if v.len() == MAX_ELSEWHERE),
+            "encode names 8 at most"
+        );
+        let mut nine = eight.clone();
+        let one = PeerId::random().to_bytes();
+        nine.push(one.len() as u8);
+        nine.extend_from_slice(&one);
+        assert!(Response::decode(&nine).is_err());
         let mut lying = vec![4u8];
         lying.extend_from_slice(&u32::MAX.to_be_bytes());
         assert!(Response::decode(&lying).is_err());
