@@ -17,6 +17,7 @@ cd "$(dirname "$0")/.."
 ROOT=$PWD
 BENCH_SECONDS=${BENCH_SECONDS:-90}
 BENCH_TS=${BENCH_TS:-1}
+BENCH_NOPARTS=${BENCH_NOPARTS:-0}
 BENCH_DOCS=${BENCH_DOCS:-1}
 TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
 
@@ -140,5 +141,5 @@ done
 if [ -n "${BENCH_RESULTS:-}" ]; then mkdir -p "$BENCH_RESULTS"; cp "$WORK/result.json" "$BENCH_RESULTS/ingest.json"; fi
 [ "$BENCH_DOCS" = 1 ] || { cat "$WORK/result.json"; exit 0; }
 
-export BENCH_TS NGINX LOAD="$LOAD_BEFORE -> $LOAD_AFTER"
+export BENCH_TS BENCH_NOPARTS NGINX LOAD="$LOAD_BEFORE -> $LOAD_AFTER"
 python3 bench/ingest_report.py "$WORK/result.json" docs/BENCHMARKS.md

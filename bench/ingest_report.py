@@ -71,7 +71,7 @@ and segment-ready delay at most 50 ms. Last run: CPU goal **{goal_cpu}**
 delay goal **{goal_delay}** (median hlswarm/nginx-rtmp = {f(delay_ratio, 2)}).
 
 ```sh
-BENCH_SECONDS={int(round(res['stream_seconds']))} BENCH_TS={ts} bench/ingest.sh
+{'BENCH_NOPARTS=1 ' if os.environ.get('BENCH_NOPARTS') == '1' else ''}BENCH_SECONDS={int(round(res['stream_seconds']))} BENCH_TS={ts} bench/ingest.sh
 ```
 
 | server | CPU s / stream-minute | vs nginx-rtmp | delay median ms | p95 ms | max ms | segments (durations) |
