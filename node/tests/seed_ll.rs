@@ -118,6 +118,13 @@ async fn seeders_serve_the_origins_ll_hls_from_verified_parts() {
     assert!(metric(&seeder, "hlswarm_swarm_parts_in_total").await > 10.0);
     // Segments it relayed as parts are stored from them, not downloaded a second time.
     assert!(metric(&seeder, "hlswarm_swarm_segments_from_parts_total").await > 0.0);
+    // `hlswarm verify` of the seeder: its LL playlists hold the signed classic ones, and every
+    // complete segment is exactly its parts.
+    let report = common::verify_in(None, &sbase, &[]).unwrap();
+    assert!(
+        report.contains("segments are exactly the parts listed for them"),
+        "{report}"
+    );
 
     // The watch page on the seeder: LL-HLS from the seeder's own node, every part verified.
     let mut page = tokio::task::block_in_place(|| Browser::open(&seeder.url(&format!("/watch/{id}")), &[]));
