@@ -202,6 +202,9 @@ impl StreamSigner {
                 });
             }
             tracing::info!(stream = %key.stream_id(), seq = m.body.seq, log = log.len(), "resuming signed chain");
+            // The playlists are not synced when written (derived from the manifest): a crash
+            // may have left older ones.
+            store.write_playlists(m)?;
         }
         let announce_seq = store.read_announce()?.map(|a| a.body.seq);
         let renditions = latest.as_ref().map(|m| m.body.renditions.clone()).unwrap_or_default();

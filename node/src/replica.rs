@@ -459,6 +459,10 @@ impl Replica {
             if let Ok(Some(m)) = store.read_manifest()
                 && m.body.stream == *id
             {
+                // Playlists are written unsynced (derived): a crash may have left older ones.
+                if let Err(e) = store.write_playlists(&m) {
+                    tracing::warn!(stream = %id, code = e.code(), error = %e, "cannot rewrite the playlists");
+                }
                 let _ = chain.accept(m);
             }
             let mut held = Vec::new();
