@@ -337,8 +337,17 @@ impl PartChain {
                     latest: l.body.seq,
                 });
             }
-            let successor = pos == (lpos.0, lpos.1.saturating_add(1)) || pos == (lpos.0 + 1, 0);
-            if successor && p.body.prev.is_some_and(|prev| prev != l.id) {
+            // The next part of the same segment must name the latest. Part 0 of the next
+            // segment follows that segment's last part, which may not be the latest accepted
+            // (parts are missed): it breaks the chain only by naming another part this chain
+            // accepted (revision 1.5).
+            let same_segment = pos == (lpos.0, lpos.1.saturating_add(1));
+            let next_segment = pos == (lpos.0 + 1, 0);
+            let names_older = |prev: Hash| t.recent.values().any(|r| r.id == prev);
+            if p.body
+                .prev
+                .is_some_and(|prev| prev != l.id && (same_segment || (next_segment && names_older(prev))))
+            {
                 return Err(Error::ChainBreak {
                     seq: p.body.seq,
                     reason: format!("part {} names another previous part than {}", p.body.part, l.id),

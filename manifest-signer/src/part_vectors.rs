@@ -230,6 +230,24 @@ pub(super) fn push(out: &mut Vec<Vector>) -> Result<()> {
         &[p0.wire(), p1.wire(), wrong_prev.wire()],
         &["ok", "ok", "chain_break"],
     ));
+    // Revision 1.5: part 0 of the next segment after missed parts names a part never seen (the
+    // segment's real last part): a gap, accepted; naming an older accepted part breaks the chain.
+    let unseen_last = SignedPart::sign(body(5, 2, Some(p1.id)), &a)?;
+    let next_after_gap = SignedPart::sign(body(6, 0, Some(unseen_last.id)), &a)?;
+    out.push(chain(
+        "part-chain-ok-missed-end-of-segment",
+        "parts 0 and 1 of segment 5, then part 0 of segment 6 naming part 2 of segment 5, never \
+         received: a gap, not a chain break (revision 1.5)",
+        &[p0.wire(), p1.wire(), next_after_gap.wire()],
+        &["ok", "ok", "ok"],
+    ));
+    let next_names_older = SignedPart::sign(body(6, 0, Some(p0.id)), &a)?;
+    out.push(chain(
+        "part-chain-bad-prev-next-segment",
+        "part 0 of segment 6 naming part 0 of segment 5, accepted but not the latest (revision 1.5)",
+        &[p0.wire(), p1.wire(), next_names_older.wire()],
+        &["ok", "ok", "chain_break"],
+    ));
     let earlier = SignedPart::sign(
         Part {
             time_ms: p1.body.time_ms - 1,

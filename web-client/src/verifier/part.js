@@ -120,8 +120,15 @@ export class PartChain {
     if (l) {
       const lb = l.body;
       if (!before(lb, b)) fail("replay", `part ${b.seq}.${b.part}, latest ${lb.seq}.${lb.part}`);
-      const successor = (b.seq === lb.seq && b.part === lb.part + 1) || (b.seq === lb.seq + 1 && b.part === 0);
-      if (successor && b.prev !== undefined && b.prev !== l.id) fail("chain_break", "prev does not name the previous part");
+      // The next part of the same segment must name the latest. Part 0 of the next segment
+      // follows the segment's last part, which may not be the latest accepted (parts are
+      // missed): it breaks the chain only by naming another part this chain accepted (1.5).
+      const sameSegment = b.seq === lb.seq && b.part === lb.part + 1;
+      const nextSegment = b.seq === lb.seq + 1 && b.part === 0;
+      const namesOlder = b.prev !== undefined && [...t.recent.values()].some((r) => r.id === b.prev);
+      if (b.prev !== undefined && b.prev !== l.id && (sameSegment || (nextSegment && namesOlder))) {
+        fail("chain_break", "prev does not name the previous part");
+      }
       if (b.time_ms < lb.time_ms) fail("chain_break", "part signing time went backwards");
     }
     t.recent.set(key, p);
