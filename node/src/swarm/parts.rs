@@ -271,11 +271,6 @@ impl<M: Clone, P: Clone + PartialEq> PartRelay<M, P> {
         out
     }
 
-    /// Stops following `stream`.
-    pub fn forget(&mut self, stream: &StreamId) {
-        self.streams.remove(stream);
-    }
-
     fn find(&mut self, stream: &StreamId, hash: &Hash, from: &P) -> Option<&mut Pending<M, P>> {
         self.streams
             .get_mut(stream)?
