@@ -108,8 +108,9 @@ pub async fn media(
             .body
             .rendition(rendition_name)
             .ok_or(HttpError::NotFound)?;
-        // A rendition without a signed PART-TARGET (no parts, or MPEG-TS): classic HLS.
-        if r.part_target_us.is_none() || r.container != Container::Fmp4 {
+        // A rendition without a signed PART-TARGET (no parts; MPEG-TS never has one, the
+        // manifest's validation refuses it there): classic HLS.
+        if r.part_target_us.is_none() {
             return Ok(None);
         }
         Duration::from_secs(3 * r.target_duration.max(1))
@@ -124,7 +125,7 @@ pub async fn media(
             .rendition(rendition_name)
             .ok_or(HttpError::NotFound)?;
         // The signed PART-TARGET; a manifest signed meanwhile without one: classic HLS.
-        let Some(part_target_us) = r.part_target_us.filter(|_| r.container == Container::Fmp4) else {
+        let Some(part_target_us) = r.part_target_us else {
             return Ok(None);
         };
         let held = parts.rendition(&view.id, rendition_name);
